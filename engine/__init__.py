@@ -1,0 +1,3 @@
+"""secretshift: declarative, reviewable migration of secrets between secrets managers."""
+
+__version__ = "0.1.0"

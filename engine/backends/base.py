@@ -1,0 +1,109 @@
+"""The one small interface every manager type implements, and what backends share.
+
+A backend knows how one kind of secrets manager stores secrets; it knows nothing of
+plans, YAML or output. Values cross this interface only as `SecretValue`.
+
+Implementations must allow concurrent `read` calls from several threads (refresh reads
+in parallel) and must translate their SDK's exceptions into `engine.errors` types whose
+messages name the manager and the location, never a value.
+"""
+
+from __future__ import annotations
+
+import abc
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, ClassVar
+
+from engine.errors import ReadOnlyManager
+from engine.model import SecretId, SecretValue
+
+# Names every manager can hold: printable, no path separators or traversal, no NUL.
+# Managers with stricter alphabets (AWS) add their own checks in `name_problem`.
+_FORBIDDEN_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+MAX_NAME_LENGTH = 256
+
+
+def common_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a secret name anywhere, or None when it is fine."""
+    if not name:
+        return "the name is empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"the name is longer than {MAX_NAME_LENGTH} characters"
+    if name in (".", ".."):
+        return "'.' and '..' are not names"
+    bad = _FORBIDDEN_NAME_CHARS.search(name)
+    if bad:
+        return f"it contains the character {bad.group()!r}"
+    if name != name.strip():
+        return "it starts or ends with white space"
+    return None
+
+
+class Backend(abc.ABC):
+    """One configured manager. Construct through `from_settings`."""
+
+    type_name: ClassVar[str]
+
+    def __init__(self, manager_id: str, read_only: bool = False):
+        self.manager_id = manager_id
+        self.read_only = read_only
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, manager_id: str, settings: Mapping[str, Any]) -> Backend:
+        """Build from the validated config settings of one manager.
+
+        `settings` holds resolved values: credentials as strings/bytes, paths absolute.
+        """
+
+    @abc.abstractmethod
+    def list_ids(self) -> list[SecretId]:
+        """Every secret the manager currently holds under secretshift's layout.
+
+        Deleted (tombstoned, soft-deleted) secrets are not listed.
+        """
+
+    @abc.abstractmethod
+    def read(self, secret: SecretId) -> SecretValue | None:
+        """The current value, or None when the secret is absent or deleted."""
+
+    @abc.abstractmethod
+    def write(self, secret: SecretId, value: SecretValue) -> None:
+        """Create the secret or add a new version of it."""
+
+    @abc.abstractmethod
+    def delete(self, secret: SecretId) -> None:
+        """Remove the secret recoverably (soft delete, tombstone, recovery window)."""
+
+    @abc.abstractmethod
+    def location(self, secret: SecretId) -> str:
+        """Where the secret lives in this manager, for humans and plans (no I/O)."""
+
+    @abc.abstractmethod
+    def check_access(self, writes: Iterable[SecretId], deletes: Iterable[SecretId]) -> None:
+        """Preflight: raise ReadOnlyManager/PermissionDenied if any planned write or
+        delete would be refused, before anything is written anywhere."""
+
+    def ping(self) -> None:
+        """Check that the manager is reachable and the credentials work."""
+        self.list_ids()
+
+    def name_problem(self, secret: SecretId) -> str | None:
+        """Why this manager cannot store a secret of that name (pure, no I/O)."""
+        return common_name_problem(secret.name)
+
+    def size_problem(self, secret: SecretId, size: int) -> str | None:
+        """Why a value of `size` bytes cannot be stored here (pure, no I/O)."""
+        return None
+
+    def close(self) -> None:
+        """Release connections and files."""
+
+    def _refuse_if_read_only(self, secret: SecretId, operation: str) -> None:
+        if self.read_only:
+            raise ReadOnlyManager(
+                self.manager_id,
+                f"refusing to {operation} {secret}: the manager is configured read_only",
+                self.location(secret),
+            )
