@@ -1,0 +1,183 @@
+"""Command line: parse arguments, call ONE function of commands.py, print, exit code.
+
+Exit codes: 0 success, 1 any error (usage errors included), 2 `plan
+--detailed-exitcode` found changes. Errors are one line on stderr; `--debug` adds the
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+
+from engine import __version__, commands
+from engine.errors import ConfigError, SecretShiftError
+
+DESCRIPTION = """\
+Move secrets between secrets managers, declaratively and reviewably.
+
+Declare managers and where each secret must live in secretshift.yaml; `plan` shows the
+moves, copies and clean-ups (never a value); `apply` carries them out, reading every
+write back before it deletes the source."""
+
+EPILOG = """\
+typical use:
+  secretshift validate                 check the config and reach every manager
+  secretshift plan --out plan.json     review what would change (commit or attach it)
+  secretshift apply plan.json          carry out exactly that plan
+  secretshift refs                     list pipeline references and whether they resolve
+
+every command takes -c/--config PATH (default: ./secretshift.yaml), before or after its name."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on usage errors; the contract says 1 (2 means "plan has changes")."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(1, f"{self.prog}: error: {message}\n")
+
+
+def _common(parser: argparse.ArgumentParser, top: bool) -> None:
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("-c", "--config", metavar="PATH", default=default,
+                        help="config file (default: ./secretshift.yaml)")
+    parser.add_argument("--debug", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="show a traceback on errors")
+    parser.add_argument("--no-color", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="never colour the output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command-line grammar."""
+    parser = _Parser(prog="secretshift", description=DESCRIPTION, epilog=EPILOG,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"secretshift {__version__}")
+    _common(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def command(name: str, help_text: str, description: str = "") -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=description or help_text,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        _common(p, top=False)
+        return p
+
+    command("validate", "check the config, its schema, and that every manager is reachable")
+    p = command("plan", "show what apply would do (no values are ever shown)",
+                "Read what every manager holds, compare with the config, and print the actions.\n"
+                "Exit codes: 0 success, 1 error (including plan errors), 2 changes (with --detailed-exitcode).")
+    p.add_argument("--out", metavar="FILE", help="also save the plan as JSON, to apply later with `apply FILE`")
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
+    p.add_argument("--detailed-exitcode", action="store_true",
+                   help="exit 0 when there are no changes and 2 when there are")
+    p = command("apply", "carry out a plan: write, read back and compare, then delete the source",
+                "Without FILE: plan now, show it and ask for confirmation.\n"
+                "With FILE (from `plan --out`): apply exactly that plan; refused if anything changed since.")
+    p.add_argument("plan_file", nargs="?", metavar="FILE", help="a saved plan")
+    p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p = command("put", "store a secret's value in one manager (from stdin, or --from-file)",
+                "Store a value. Text comes from stdin exactly as given (use printf, not echo, to avoid\n"
+                "a trailing newline); --from-file stores a file's bytes.")
+    p.add_argument("manager")
+    p.add_argument("name")
+    p.add_argument("--kind", choices=["text", "file"], default="text")
+    p.add_argument("--from-file", metavar="PATH", help="read the value from this file")
+    p = command("get", "print one secret's raw bytes to stdout")
+    p.add_argument("manager")
+    p.add_argument("name")
+    p.add_argument("--kind", choices=["text", "file"], default="text")
+    p = command("list", "list the kinds and names one manager holds (no values)")
+    p.add_argument("manager")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p = command("refs", "list every reference expression with file:line:col and whether it resolves",
+                "Scan PATHs (files or folders), or the config's references.paths, for\n"
+                '${secrets.getValue("n")}, ${configFile.getAsBase64("n")}, ${configFile.getAsString("n")}\n'
+                'and <+secrets.getValue("n")> expressions.')
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p = command("render", "print FILE with every reference replaced by its value")
+    p.add_argument("file", metavar="FILE")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    color = not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
+    cfg = args.config
+    if args.command == "validate":
+        return _print(commands.validate(cfg))
+    if args.command == "plan":
+        text, code = commands.plan(cfg, args.format, args.out, args.detailed_exitcode, color)
+        sys.stdout.write(text)
+        return code
+    if args.command == "apply":
+        console = commands.Console(out=print, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
+        return commands.apply(cfg, args.plan_file, args.auto_approve, console)
+    if args.command == "put":
+        data = _read_input(args.from_file)
+        print(commands.put(cfg, args.manager, args.name, args.kind, data), file=sys.stderr)
+        return 0
+    if args.command == "get":
+        sys.stdout.buffer.write(commands.get(cfg, args.manager, args.name, args.kind))
+        sys.stdout.flush()
+        return 0
+    if args.command == "list":
+        sys.stdout.write(commands.list_secrets(cfg, args.manager, args.format))
+        return 0
+    if args.command == "refs":
+        text, code = commands.refs(cfg, args.paths, args.format)
+        sys.stdout.write(text)
+        return code
+    if args.command == "render":
+        sys.stdout.buffer.write(commands.render(cfg, args.file))
+        sys.stdout.flush()
+        return 0
+    raise AssertionError(args.command)
+
+
+def _print(text: str) -> int:
+    print(text)
+    return 0
+
+
+def _read_input(path: str | None) -> bytes:
+    if path is None:
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise SecretShiftError(f"cannot read {path}: {error.strerror}") from None
+
+
+def _ask(prompt: str) -> bool:
+    try:
+        answer = input(prompt)
+    except EOFError:
+        return False
+    return answer.strip() == "yes"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `secretshift` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"error: {problem}", file=sys.stderr)
+    except SecretShiftError as error:
+        print(f"error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as error:  # an unexpected bug: name it, never print its message (it may hold data)
+        print(f"error: internal error ({type(error).__name__}); run with --debug for the traceback",
+              file=sys.stderr)
+    if args.debug:
+        traceback.print_exc()
+    return 1

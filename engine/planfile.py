@@ -1,0 +1,46 @@
+"""Saved plan files: write atomically, read back validated against the plan schema."""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import cache
+from pathlib import Path
+
+import jsonschema
+
+from engine.errors import PlanError
+from engine.plan import Plan
+from engine.render.json import render_json
+from engine.resources import load_schema
+
+
+def save_plan(path: Path, plan: Plan) -> None:
+    """Write the plan as JSON (atomically: a crash leaves the old file or the new one)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render_json(plan), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def load_plan(path: str | os.PathLike) -> Plan:
+    """Read a saved plan; a file that is not a valid plan gives one PlanError naming it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise PlanError(f"{path} is not a plan file (not UTF-8 text)") from None
+    except OSError as error:
+        raise PlanError(f"cannot read plan file {path}: {error.strerror}") from None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise PlanError(f"{path}:{error.lineno}:{error.colno}: not a valid plan file ({error.msg})") from None
+    problem = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+    if problem is not None:
+        where = "/".join(str(p) for p in problem.absolute_path) or "top level"
+        raise PlanError(f"{path}: not a valid plan file: at {where}: {problem.message}")
+    return Plan.from_dict(document)
+
+
+@cache
+def _validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema("plan.schema.json"))

@@ -1,0 +1,48 @@
+"""The plan for a terminal, one line per action, like Terraform's plan output."""
+
+from __future__ import annotations
+
+from engine.plan import Action, Plan
+
+SYMBOLS = {"move": ">", "copy": "+", "update": "~", "delete": "-", "noop": "="}
+COLORS = {"move": "36", "copy": "32", "update": "33", "delete": "31", "noop": "2", "error": "31;1"}
+
+
+def _paint(text: str, action: str, color: bool) -> str:
+    return f"\x1b[{COLORS[action]}m{text}\x1b[0m" if color else text
+
+
+def action_line(action: Action, color: bool = False) -> str:
+    """One line: symbol, action, kind, name, managers, target location, references."""
+    head = _paint(f"{SYMBOLS[action.action]} {action.action:<6}", action.action, color)
+    route = f"{action.source} -> {action.target}" if action.source else f"in {action.target}"
+    if action.action == "delete":
+        route = f"from {action.source} (verified copy in {action.target})"
+    refs = f"  ({action.references} reference{'s' if action.references != 1 else ''})" if action.references else ""
+    return f"  {head} {action.id.kind.value:<4} {action.id.name}  {route}  {action.target_location}{refs}"
+
+
+def summary_line(plan: Plan) -> str:
+    """`Plan: N to move, N to copy, N to update, N to delete.`"""
+    s = plan.summary()
+    return f"Plan: {s['move']} to move, {s['copy']} to copy, {s['update']} to update, {s['delete']} to delete."
+
+
+def render_text(plan: Plan, color: bool = False) -> str:
+    """The whole plan: changes, errors, then the summary line."""
+    lines: list[str] = []
+    if plan.changes:
+        lines += ["secretshift will perform these actions:", ""]
+        lines += [action_line(a, color) for a in plan.changes]
+        lines.append("")
+    if plan.errors:
+        lines += [_paint("Errors (this plan cannot be applied):", "error", color), ""]
+        lines += [f"  {_paint('!', 'error', color)} {e.code}: {e.message}" for e in plan.errors]
+        lines.append("")
+    noops = plan.summary()["noop"]
+    in_place = f" {noops} secret{'s' if noops != 1 else ''} already in place." if noops else ""
+    if not plan.changes and not plan.errors:
+        lines.append(f"No changes. Every secret is where the config places it.{in_place}")
+    else:
+        lines.append(summary_line(plan) + in_place)
+    return "\n".join(lines) + "\n"
