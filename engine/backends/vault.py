@@ -1,0 +1,491 @@
+"""HashiCorp Vault KV (version 1 or 2) as a secretshift manager, through hvac.
+
+Layout (DESIGN.md, contract): text secrets live at `<engine>/<base_path>/SECRET_TEXT/<name>`,
+file secrets at `<engine>/<base_path>/CONFIG_FILE/<name>`, each holding `{"value": ...}`;
+a file's bytes are base64-encoded with `"encoding": "base64"` beside them. KV v2 API paths
+put `data/` (or `metadata/` for LIST) after the mount; locations shown to humans never do.
+
+Every network call goes through `VaultBackend._call`, the one place where hvac and
+requests exceptions become `engine.errors` types (so a retry wrapper can go around it).
+Messages name the manager and the logical path, never a value and never the token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import re
+import threading
+import unicodedata
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import hvac
+import hvac.exceptions as hv
+import requests
+from requests.adapters import HTTPAdapter
+
+from engine.backends.base import Backend, common_name_problem
+from engine.errors import (
+    BackendError,
+    ManagerUnreachable,
+    PermissionDenied,
+    ReadOnlyManager,
+    TransientError,
+    ValueTooLarge,
+)
+from engine.model import Kind, SecretId, SecretValue
+
+FOLDERS = {Kind.TEXT: "SECRET_TEXT", Kind.FILE: "CONFIG_FILE"}
+MIB = 1024 * 1024
+DEFAULT_MAX_VALUE_BYTES = MIB  # integrated storage's default max_entry_size
+# Room for what Vault stores beside the JSON (version metadata, seal encryption header).
+ENTRY_OVERHEAD = 256
+CAPABILITY_BATCH = 200
+_MISSING = object()  # a plain 404: the secret or folder is not there
+
+
+@dataclass(frozen=True)
+class MountLayout:
+    """Where the KV mount is and which API it speaks; `prefix` is our folder inside it."""
+
+    mount: str
+    prefix: str
+    version: int
+
+    def inner(self, secret: SecretId) -> str:
+        """The secret's path inside the mount, as hvac's `path=` arguments take it."""
+        return _join(self.prefix, FOLDERS[secret.kind], secret.name)
+
+    def data_path(self, secret: SecretId) -> str:
+        """The API path ACLs are evaluated on (no `/v1/`, not percent-encoded)."""
+        middle = "data" if self.version == 2 else ""
+        return _join(self.mount, middle, self.inner(secret))
+
+    def list_url(self, kind: Kind) -> str:
+        middle = "metadata" if self.version == 2 else ""
+        return "/v1/" + _quote(_join(self.mount, middle, self.prefix, FOLDERS[kind]))
+
+
+class VaultBackend(Backend):
+    """One Vault KV mount (plus base_path) reached through a single hvac client.
+
+    Safe for concurrent reads: hvac shares one `requests.Session` whose connection pool is
+    sized to `parallelism`; the KV version is detected once, under a lock.
+    """
+
+    type_name: ClassVar[str] = "vault"
+
+    def __init__(self, manager_id: str, *, address: str, token: SecretValue | str,
+                 secret_engine: str = "secret", base_path: str = "", namespace: str | None = None,
+                 kv_version: str | int = "auto", ca_cert: Path | str | None = None,
+                 read_only: bool = False, file_encoding: str = "base64",
+                 max_value_bytes: int | None = None, timeout: float = 30.0, parallelism: int = 8):
+        super().__init__(manager_id, read_only)
+        self.address = _checked_address(manager_id, address)
+        self.secret_engine = _clean_path(manager_id, "secret_engine", secret_engine)
+        self.base_path = _clean_path(manager_id, "base_path", base_path)
+        if not self.secret_engine:
+            raise BackendError(manager_id, "secret_engine (the KV mount) must not be empty")
+        self.kv_version = _checked_version(manager_id, kv_version)
+        if file_encoding not in ("base64", "utf-8"):
+            raise BackendError(manager_id, f"file_encoding must be base64 or utf-8, not {file_encoding!r}")
+        self.file_encoding = file_encoding
+        self.max_value_bytes = max_value_bytes or DEFAULT_MAX_VALUE_BYTES
+        self._client = _make_client(manager_id, self.address, token, namespace, ca_cert,
+                                    timeout, parallelism)
+        self._layout: MountLayout | None = None
+        self._layout_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, manager_id: str, settings: Mapping[str, Any]) -> VaultBackend:
+        """Build from validated settings (see the config reference for each key)."""
+        known = ("address", "token", "secret_engine", "base_path", "namespace", "kv_version",
+                 "ca_cert", "read_only", "file_encoding", "max_value_bytes", "timeout",
+                 "parallelism")
+        return cls(manager_id, **{k: settings[k] for k in known if settings.get(k) is not None})
+
+    # ----------------------------------------------------------------- Backend interface
+
+    def location(self, secret: SecretId) -> str:
+        """The logical path `<engine>/<base_path>/<FOLDER>/<name>` (never `data/`)."""
+        return _join(self.secret_engine, self.base_path, FOLDERS[secret.kind], secret.name)
+
+    def list_ids(self) -> list[SecretId]:
+        """Names under SECRET_TEXT and CONFIG_FILE; one LIST per folder, sub-folders skipped.
+
+        On KV v2 the LIST asks Vault to leave out keys whose current version is deleted
+        (`exclude_deleted`, Vault 2025+). Older Vaults ignore the flag and still list such
+        keys; `read` returns None for them, so callers must treat None as absent.
+        """
+        layout = self.layout()
+        params = {"exclude_deleted": "true"} if layout.version == 2 else None
+        ids = []
+        for kind, folder in FOLDERS.items():
+            where = _join(self.secret_engine, self.base_path, folder)
+            reply = self._call("list", where, self._client.adapter.list,
+                               layout.list_url(kind), params=params)
+            if reply is _MISSING:
+                continue
+            keys = ((reply.get("data") or {}).get("keys")) or []
+            ids += [SecretId(kind, k) for k in keys if isinstance(k, str) and not k.endswith("/")]
+        return sorted(ids)
+
+    def read(self, secret: SecretId) -> SecretValue | None:
+        """The current value; None when missing or (KV v2) its current version is deleted."""
+        layout, where = self.layout(), self.location(secret)
+        if layout.version == 2:
+            reply = self._call("read", where, self._client.secrets.kv.v2.read_secret_version,
+                               path=layout.inner(secret), mount_point=layout.mount,
+                               raise_on_deleted_version=True)  # deleted -> 404 -> None
+            if reply is _MISSING:
+                return None
+            return self._decode(secret, (reply.get("data") or {}).get("data"))
+        reply = self._call("read", where, self._client.secrets.kv.v1.read_secret,
+                           path=layout.inner(secret), mount_point=layout.mount)
+        return None if reply is _MISSING else self._decode(secret, reply.get("data"))
+
+    def write(self, secret: SecretId, value: SecretValue) -> None:
+        """Create the secret or add a version (KV v2); KV v1 replaces it in place."""
+        self._refuse_if_read_only(secret, "write")
+        layout, where = self.layout(), self.location(secret)
+        data = self._encode(secret, value)
+        if layout.version == 2:
+            reply = self._call("write", where, self._client.secrets.kv.v2.create_or_update_secret,
+                               path=layout.inner(secret), secret=data, mount_point=layout.mount)
+            self._found(reply, "write", where)
+            if not isinstance(reply, dict):  # 204: Vault took a v2 write as a v1 key
+                raise BackendError(self.manager_id, "Vault answered a KV v2 write like a KV v1 "
+                                   "mount; set kv_version: 1 (or auto) for this manager", where)
+        else:  # POST: hvac would otherwise read first, which write-only tokens cannot
+            reply = self._call("write", where, self._client.secrets.kv.v1.create_or_update_secret,
+                               path=layout.inner(secret), secret=data, method="POST",
+                               mount_point=layout.mount)
+            self._found(reply, "write", where)
+
+    def delete(self, secret: SecretId) -> None:
+        """KV v2: soft-delete the current version (undelete recovers it).
+
+        KV v1 has no versions: the DELETE is permanent there, not recoverable.
+        """
+        self._refuse_if_read_only(secret, "delete")
+        layout, where = self.layout(), self.location(secret)
+        if layout.version == 2:
+            self._call("delete", where, self._client.secrets.kv.v2.delete_latest_version_of_secret,
+                       path=layout.inner(secret), mount_point=layout.mount)
+        else:
+            self._call("delete", where, self._client.secrets.kv.v1.delete_secret,
+                       path=layout.inner(secret), mount_point=layout.mount)
+
+    def check_access(self, writes: Iterable[SecretId], deletes: Iterable[SecretId]) -> None:
+        """Ask Vault (sys/capabilities-self, batched) whether every write/delete is allowed.
+
+        Writes need create and update (or root); deletes need delete. Nothing is written.
+        """
+        planned = [(s, "write") for s in writes] + [(s, "delete") for s in deletes]
+        if not planned:
+            return
+        if self.read_only:
+            self._refuse_if_read_only(planned[0][0], planned[0][1])
+        layout = self.layout()
+        granted = self._capabilities(list(dict.fromkeys(layout.data_path(s) for s, _ in planned)))
+        for secret, operation in planned:
+            path = layout.data_path(secret)
+            missing = _missing_capability(granted.get(path, ["deny"]), operation)
+            if missing:
+                raise ReadOnlyManager(self.manager_id, f"the token may not {operation} {secret}: "
+                                      f"it lacks the {missing!r} capability on {path}",
+                                      self.location(secret))
+
+    def ping(self) -> None:
+        """The token works (lookup-self), the KV version is known and both folders list."""
+        reply = self._call("look up the token", self.address, self._client.auth.token.lookup_self)
+        self._found(reply, "look up the token", self.address)
+        self.list_ids()
+
+    def name_problem(self, secret: SecretId) -> str | None:
+        """Common rules, plus characters Vault refuses in a URL path (not Go-printable)."""
+        problem = common_name_problem(secret.name)
+        if problem:
+            return problem
+        for char in secret.name:
+            if char != " " and unicodedata.category(char)[0] not in "LMNPS":
+                return f"Vault does not accept the character U+{ord(char):04X} in a path"
+        return None
+
+    def size_problem(self, secret: SecretId, size: int) -> str | None:
+        """Whether the stored entry (JSON, base64 for files) exceeds max_value_bytes."""
+        entry = _entry_size(secret.kind, size)
+        if entry <= self.max_value_bytes:
+            return None
+        limit = f"over this Vault's {_size(self.max_value_bytes, exact=True)} entry limit (max_value_bytes)"
+        if secret.kind is Kind.FILE:
+            return f"a {_size(size)} file is {_size(entry)} once base64-encoded, {limit}"
+        return f"a {_size(size)} text secret is {limit}"
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.adapter.close()
+
+    # ----------------------------------------------------------------- mount detection
+
+    def layout(self) -> MountLayout:
+        """The mount, its prefix and its KV version; detected on first use, then cached."""
+        if self._layout is None:
+            with self._layout_lock:
+                if self._layout is None:
+                    self._layout = self._detect_layout()
+        return self._layout
+
+    def _detect_layout(self) -> MountLayout:
+        logical = _join(self.secret_engine, self.base_path)
+        if self.kv_version != "auto":
+            return MountLayout(self.secret_engine, self.base_path, self.kv_version)
+        mount = self._mount_from_ui(logical)
+        if mount is None:
+            mount = self._mount_from_sys_mounts(logical)
+        path, info = mount
+        if info.get("type") not in ("kv", "generic"):
+            raise BackendError(self.manager_id, f"the mount {path!r} is a {info.get('type')!r} "
+                               "secrets engine, not KV", self.secret_engine)
+        version = 2 if str((info.get("options") or {}).get("version") or "1") == "2" else 1
+        prefix = logical[len(path):].strip("/")
+        return MountLayout(path.strip("/"), prefix, version)
+
+    def _mount_from_ui(self, logical: str) -> tuple[str, dict] | None:
+        """What the Vault CLI asks; 404 (very old Vault) means KV v1, 403 -> try sys/mounts."""
+        url = "/v1/sys/internal/ui/mounts/" + _quote(logical)
+        try:
+            reply = self._call("detect the KV version", logical, self._client.adapter.get, url)
+        except PermissionDenied as err:
+            if "invalid token" in err.detail:
+                raise
+            return None
+        if reply is _MISSING:
+            return self.secret_engine + "/", {"type": "kv", "options": {"version": "1"}}
+        info = reply.get("data") or {}
+        path = info.get("path") or ""
+        if not _is_prefix(path, logical):
+            return None
+        return path, info
+
+    def _mount_from_sys_mounts(self, logical: str) -> tuple[str, dict]:
+        try:
+            reply = self._found(self._call("detect the KV version", logical,
+                                           self._client.sys.list_mounted_secrets_engines),
+                                "detect the KV version", logical)
+        except PermissionDenied as err:
+            if "invalid token" in err.detail:
+                raise
+            raise PermissionDenied(self.manager_id, "cannot detect the KV version: the token may "
+                                   "not read sys/internal/ui/mounts nor sys/mounts; set kv_version "
+                                   "to 1 or 2", logical) from err
+        mounts = reply.get("data") if isinstance(reply.get("data"), dict) else reply
+        found = [p for p, v in mounts.items() if isinstance(v, dict) and _is_prefix(p, logical)]
+        if not found:
+            raise BackendError(self.manager_id, "no secrets engine is mounted there", logical)
+        path = max(found, key=len)
+        return path, mounts[path]
+
+    def _capabilities(self, paths: list[str]) -> dict[str, list[str]]:
+        granted: dict[str, list[str]] = {}
+        for start in range(0, len(paths), CAPABILITY_BATCH):
+            chunk = paths[start:start + CAPABILITY_BATCH]
+            where = _join(self.secret_engine, self.base_path)
+            reply = self._found(self._call("check capabilities", where,
+                                           self._client.sys.get_capabilities, paths=chunk),
+                                "check capabilities", where)
+            answer = reply.get("data") if isinstance(reply.get("data"), dict) else reply
+            granted.update({p: list(answer.get(p) or ["deny"]) for p in chunk})
+        return granted
+
+    # ----------------------------------------------------------------- values
+
+    def _encode(self, secret: SecretId, value: SecretValue) -> dict[str, str]:
+        if secret.kind is Kind.FILE:
+            return {"value": base64.b64encode(value.data).decode("ascii"), "encoding": "base64"}
+        try:
+            return {"value": value.text()}
+        except UnicodeDecodeError:
+            raise BackendError(self.manager_id, "a text secret must be UTF-8",
+                               self.location(secret)) from None
+
+    def _decode(self, secret: SecretId, data: Any) -> SecretValue:
+        where = self.location(secret)
+        value = data.get("value") if isinstance(data, dict) else None
+        if not isinstance(value, str):
+            raise BackendError(self.manager_id, 'the secret has no string "value" field, so it is '
+                               "not in the layout secretshift reads", where)
+        if secret.kind is Kind.TEXT:
+            return SecretValue.from_text(value)
+        encoding = data.get("encoding", self.file_encoding)
+        if encoding == "utf-8":
+            return SecretValue.from_text(value)
+        if encoding != "base64":
+            raise BackendError(self.manager_id, f"unknown file encoding {encoding!r}", where)
+        try:  # whitespace allowed: `base64` CLIs wrap lines at 76 columns
+            return SecretValue(base64.b64decode("".join(value.split()), validate=True))
+        except (binascii.Error, ValueError):
+            raise BackendError(self.manager_id, 'the file\'s "value" is not valid base64 '
+                               f"(decoded as {encoding})", where) from None
+
+    # ----------------------------------------------------------------- the one request path
+
+    def _call(self, action: str, where: str, request: Callable[..., Any], *args, **kwargs) -> Any:
+        """Run one hvac request; a plain 404 gives `_MISSING`, every failure an engine error."""
+        try:
+            return request(*args, **kwargs)
+        except hv.InvalidPath as err:
+            return self._not_found(err, action, where)
+        except (hv.VaultError, requests.RequestException) as err:
+            raise self._translate(err, action, where) from err
+
+    def _found(self, reply: Any, action: str, where: str) -> Any:
+        """`reply`, unless it is a 404 where one is not a normal answer."""
+        if reply is _MISSING:
+            raise BackendError(self.manager_id, f"cannot {action}: Vault answered 404 (not found)",
+                               where)
+        return reply
+
+    def _not_found(self, err: hv.InvalidPath, action: str, where: str) -> Any:
+        text = " ".join(err.errors or [])
+        if "no handler for route" in text:
+            raise BackendError(self.manager_id, f"cannot {action}: no secrets engine is mounted "
+                               "there", where) from err
+        warnings = " ".join((err.json or {}).get("warnings") or []) if isinstance(err.json, dict) else ""
+        if "Invalid path for a versioned K/V" in warnings:
+            raise BackendError(self.manager_id, f"cannot {action}: the mount is KV v2; set "
+                               "kv_version: 2 (or auto)", where) from err
+        return _MISSING
+
+    def _translate(self, err: Exception, action: str, where: str) -> BackendError:
+        error_type, reason = _classify(err, self.address)
+        return error_type(self.manager_id, f"cannot {action}: {reason}", where)
+
+
+# --------------------------------------------------------------------- helpers
+
+
+_SERVER_ERRORS = (hv.VaultDown, hv.InternalServerError, hv.BadGateway, hv.VaultNotInitialized)
+
+
+def _classify(err: Exception, address: str) -> tuple[type[BackendError], str]:
+    """The engine error type for an hvac/requests failure, and why, in one clause."""
+    says = _vault_says(err)
+    if isinstance(err, (hv.Forbidden, hv.Unauthorized)):
+        if "invalid token" in says:
+            return PermissionDenied, "Vault says invalid token (the token is expired, revoked or wrong)"
+        return PermissionDenied, "permission denied by the token's policies"
+    if isinstance(err, hv.RateLimitExceeded):
+        return TransientError, "rate limited by Vault (429), retry later"
+    if isinstance(err, hv.VaultDown) and "sealed" in says:
+        return TransientError, "Vault is sealed"
+    if "value being too large" in says or "error parsing JSON" in says:
+        return ValueTooLarge, f"the secret is over this Vault's size limit ({says})"
+    if isinstance(err, _SERVER_ERRORS) or "required index state" in says:  # 412: standby lag
+        return TransientError, f"Vault had a server error ({says or 'no detail'})"
+    if isinstance(err, hv.InvalidRequest):
+        return BackendError, f"Vault refused the request ({says or 'no detail'})"
+    if isinstance(err, hv.VaultError):
+        return BackendError, f"Vault answered unexpectedly ({says or 'no detail'})"
+    if isinstance(err, requests.exceptions.SSLError):
+        return ManagerUnreachable, (f"the TLS connection to {address} failed "
+                                    "(is its certificate signed by ca_cert?)")
+    if isinstance(err, requests.exceptions.ConnectionError):
+        return ManagerUnreachable, f"cannot connect to Vault at {address}"
+    if isinstance(err, requests.exceptions.Timeout):
+        return TransientError, f"Vault at {address} did not answer in time"
+    return BackendError, f"the request to {address} failed ({type(err).__name__})"
+
+
+def _vault_says(err: Exception) -> str:
+    """Vault's own error text, without go-multierror's "1 error occurred:" framing."""
+    text = "; ".join(e for e in (getattr(err, "errors", None) or []) if isinstance(e, str))
+    text = re.sub(r"\d+ errors? occurred:", "", text).replace("\t* ", "; ")
+    return " ".join(text.split()).replace(" ;", ";").strip("; ")
+
+
+def _make_client(manager_id, address, token, namespace, ca_cert, timeout, parallelism) -> hvac.Client:
+    """One client, one session, a pool as large as the reads we run in parallel."""
+    token_text = token.text() if isinstance(token, SecretValue) else token
+    if not isinstance(token_text, str) or not token_text.strip():
+        raise BackendError(manager_id, "the Vault token is empty")
+    session = requests.Session()  # trust_env stays on: proxies from the environment work
+    pool = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, int(parallelism)))
+    session.mount("https://", pool)
+    session.mount("http://", pool)
+    # hvac prefers session.verify over its own verify argument, so set it here.
+    session.verify = str(ca_cert) if ca_cert else True
+    return hvac.Client(url=address, token=token_text.strip(), verify=session.verify,
+                       timeout=timeout, session=session, namespace=namespace or None)
+
+
+def _checked_address(manager_id: str, address: str) -> str:
+    parts = urllib.parse.urlsplit(str(address).strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BackendError(manager_id, f"address {address!r} must be an https:// URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise BackendError(manager_id, f"refusing plain http address {address}: secret values "
+                           "are only sent over TLS (https://); http is allowed only for loopback hosts")
+    return str(address).strip().rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _checked_version(manager_id: str, kv_version: str | int) -> str | int:
+    if str(kv_version) in ("1", "2"):
+        return int(kv_version)
+    if kv_version == "auto":
+        return "auto"
+    raise BackendError(manager_id, f"kv_version must be auto, 1 or 2, not {kv_version!r}")
+
+
+def _clean_path(manager_id: str, setting: str, path: str | None) -> str:
+    parts = [p for p in str(path or "").split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise BackendError(manager_id, f"{setting} must not contain '.' or '..' segments")
+    return "/".join(parts)
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+
+
+def _quote(path: str) -> str:
+    return urllib.parse.quote(path.encode("utf-8"), safe="/")
+
+
+def _is_prefix(mount_path: str, logical: str) -> bool:
+    mount = mount_path.strip("/")
+    return bool(mount) and (logical == mount or logical.startswith(mount + "/"))
+
+
+def _missing_capability(granted: list[str], operation: str) -> str | None:
+    if "root" in granted:
+        return None
+    needed = ("create", "update") if operation == "write" else ("delete",)
+    return next((c for c in needed if c not in granted), None)
+
+
+def _entry_size(kind: Kind, size: int) -> int:
+    if kind is Kind.FILE:
+        return len('{"value":"","encoding":"base64"}') + 4 * ((size + 2) // 3) + ENTRY_OVERHEAD
+    return len('{"value":""}') + size + ENTRY_OVERHEAD
+
+
+def _size(n: int, exact: bool = False) -> str:
+    for unit, scale in (("MiB", MIB), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n // scale} {unit}" if exact and n % scale == 0 else f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"
