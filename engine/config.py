@@ -7,12 +7,19 @@ resolved here and held as `SecretValue`, so a Config can be printed without leak
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-from engine.model import Kind
+import yaml
+
+from engine import crypto, schema
+from engine.errors import ConfigError, ConfigProblem
+from engine.model import Kind, SecretValue
 
 MODES = ("move", "copy")
 ON_CONFLICT = ("fail", "overwrite", "skip")
@@ -85,3 +92,407 @@ class Config:
     def base_dir(self) -> Path:
         """The folder relative paths in the config are resolved against."""
         return self.path.parent
+
+
+# ---- loading ------------------------------------------------------------------------
+
+MAX_CONFIG_BYTES = 1 << 20
+MAX_CREDENTIAL_BYTES = 64 << 10
+MAX_VALUES = 100_000  # after alias expansion: refuses "billion laughs" files
+MIN_FINGERPRINT_KEY_BYTES = 16
+_YAML = "tag:yaml.org,2002:"
+_PLAIN_SCALAR_TAGS = {_YAML + t for t in ("str", "int", "float", "bool", "null")}
+
+
+def load_config(path: str | Path) -> Config:
+    """Read, check and resolve a config file; raise ConfigError listing every problem.
+
+    Credentials are read here (from the environment or files relative to the config's
+    folder) and kept as SecretValue; no message ever contains their content.
+    """
+    path = Path(path)
+    shown = str(path)
+    raw = _read_config_bytes(path, shown)
+    data, marks, problems = _parse_yaml(raw, shown)
+    # A value the YAML reader already refused (a tag, an alias loop) is not reported twice.
+    refused = {(p.line, p.column) for p in problems}
+    checked = schema.check_schema(data, marks, shown) + schema.check_semantics(data, marks, shown)
+    problems += [p for p in checked if (p.line, p.column) not in refused]
+    resolver = _Resolver(path.absolute().parent, marks, shown)
+    credentials = resolver.credentials(data)
+    resolver.check_files(data)
+    problems += resolver.problems
+    if problems:
+        raise ConfigError(_sorted_unique(problems))
+    return _build(path.absolute(), data, marks, credentials, hashlib.sha256(raw).hexdigest())
+
+
+def _sorted_unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.line or 0, p.column or 0))
+
+
+def _fail(shown: str, message: str, mark: schema.Mark | None = None) -> ConfigError:
+    return ConfigError([schema.problem(shown, mark, message)])
+
+
+def _read_config_bytes(path: Path, shown: str) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise _fail(shown, "no such file (use -c/--config to name another)") from None
+    except IsADirectoryError:
+        raise _fail(shown, "is a folder, not a config file") from None
+    except PermissionError:
+        raise _fail(shown, "cannot be read (permission denied)") from None
+    except OSError as error:
+        raise _fail(shown, f"cannot be read ({error.strerror or 'I/O error'})") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise _fail(shown, "is larger than 1 MiB; a config file this big is refused")
+    return raw
+
+
+def _decode_text(raw: bytes, shown: str) -> str:
+    """The file's text; binary and non-UTF-8 files are refused at the first bad byte."""
+    if b"\x00" in raw:
+        at = raw.index(b"\x00")
+        raise _fail(shown, "is a binary file (it contains NUL bytes), not YAML text", _byte_mark(raw, at))
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        message = f"is not UTF-8 text (byte 0x{raw[error.start]:02x} cannot be decoded)"
+        raise _fail(shown, message, _byte_mark(raw, error.start)) from None
+
+
+def _byte_mark(raw: bytes, offset: int) -> schema.Mark:
+    line_start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[line_start:offset].decode("utf-8", "replace")) + 1
+    return raw.count(b"\n", 0, offset) + 1, column
+
+
+def _parse_yaml(raw: bytes, shown: str) -> tuple[Any, schema.Marks, list[ConfigProblem]]:
+    """Plain data plus the position of every value; only plain YAML is accepted."""
+    text = _decode_text(raw, shown)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        raise _fail(shown, _yaml_message(error), _mark(error.problem_mark)) from None
+    except yaml.reader.ReaderError as error:
+        message = f"contains the character #x{error.character:04x}, which YAML does not allow"
+        raise _fail(shown, message, _byte_mark(text.encode(), len(text[: error.position].encode()))) from None
+    except RecursionError:
+        raise _fail(shown, "is nested too deeply to be a config file") from None
+    if root is None:
+        raise _fail(shown, "is empty (expected a mapping starting with version: 1)")
+    if not isinstance(root, yaml.MappingNode):
+        what = "a list" if isinstance(root, yaml.SequenceNode) else "a single value"
+        message = f"must be a mapping (version:, managers:, ...), not {what}"
+        raise _fail(shown, message, _mark(root.start_mark))
+    builder = _Builder(shown)
+    try:
+        data = builder.build(root, ())
+    except (_TooManyValues, RecursionError):
+        raise _fail(shown, f"expands to more than {MAX_VALUES} values (aliases nested too deeply)") from None
+    return data, builder.marks, builder.problems
+
+
+def _yaml_message(error: yaml.MarkedYAMLError) -> str:
+    """PyYAML's short problem text, plus a hint and where the construct being read started."""
+    context = error.context or ""
+    if error.problem and context and not context.startswith("while "):
+        return f"invalid YAML: {context}, {error.problem}"  # "expected X, but found Y"
+    message = f"invalid YAML: {error.problem or context}"
+    notes = []
+    if "'\\t'" in message:
+        notes.append("indent with spaces: YAML does not allow tabs")
+    elif "<block end>" in message or "<block mapping start>" in message:
+        notes.append("check the indentation")
+    started = _mark(error.context_mark)
+    if error.problem and started and started[0] != _mark(error.problem_mark)[0]:
+        construct = context.removeprefix("while parsing ").removeprefix("while scanning ")
+        construct = construct.removeprefix("a ").removeprefix("an ")
+        notes.append(f"in the {construct} that starts at line {started[0]}")
+    return message + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def _mark(mark: yaml.Mark | None) -> schema.Mark | None:
+    return (mark.line + 1, mark.column + 1) if mark is not None else None
+
+
+class _TooManyValues(Exception):
+    pass
+
+
+class _Builder:
+    """Turns composed YAML nodes into plain data, recording marks and YAML-level problems."""
+
+    def __init__(self, shown: str):
+        self.shown = shown
+        self.marks = schema.Marks()
+        self.problems: list[ConfigProblem] = []
+        self._constructor = yaml.constructor.SafeConstructor()
+        self._count = 0
+        self._open: set[int] = set()  # nodes being built: an alias to one is a cycle
+
+    def build(self, node: yaml.Node, path: schema.KeyPath) -> Any:
+        self._count += 1
+        if self._count > MAX_VALUES:
+            raise _TooManyValues()
+        self.marks.values[path] = _mark(node.start_mark)
+        if id(node) in self._open:
+            return self._problem(node, f"{schema.path_text(path)} is an alias of a value that contains it")
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node, path)
+        if node.tag not in (_YAML + "map", _YAML + "seq"):
+            return self._problem(node, f"{schema.path_text(path)} {_tag_problem(node.tag)}")
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+            return self._mapping(node, path)
+        finally:
+            self._open.discard(id(node))
+
+    def _problem(self, node: yaml.Node, message: str) -> None:
+        self.problems.append(schema.problem(self.shown, _mark(node.start_mark), message))
+        return None
+
+    def _scalar(self, node: yaml.ScalarNode, path: schema.KeyPath) -> Any:
+        if node.tag == _YAML + "timestamp":
+            return node.value  # a date-like name or value stays the text written
+        if node.tag not in _PLAIN_SCALAR_TAGS:
+            return self._problem(node, f"{schema.path_text(path)} {_tag_problem(node.tag)}")
+        try:
+            return self._constructor.yaml_constructors[node.tag](self._constructor, node)
+        except (ValueError, yaml.YAMLError):
+            kind = {"int": "integer", "float": "number", "bool": "boolean"}.get(node.tag.removeprefix(_YAML))
+            return self._problem(node, f"{schema.path_text(path)} is not a valid {kind}")
+
+    def _mapping(self, node: yaml.MappingNode, path: schema.KeyPath) -> dict:
+        merged: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _YAML + "merge":  # `<<: *defaults`; explicit keys win
+                for source in self._merge_sources(value_node, path):
+                    merged.update({k: v for k, v in source.items() if k not in merged})
+        own: dict = {}
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _YAML + "merge":
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self._problem(key_node, f"{schema.path_text(path)} has a key that is not plain text")
+                continue
+            key, line = key_node.value, key_node.start_mark.line + 1
+            if key in first_line:
+                where = f"in {schema.path_text(path)}" if path else "at the top level"
+                self._problem(key_node, f"duplicate key '{key}' {where} (first at line {first_line[key]})")
+                continue
+            first_line[key] = line
+            self.marks.keys[path + (key,)] = _mark(key_node.start_mark)
+            own[key] = self.build(value_node, path + (key,))
+        self.marks.values[path] = _mark(node.start_mark)
+        return {**{k: v for k, v in merged.items() if k not in own}, **own}
+
+    def _merge_sources(self, node: yaml.Node, path: schema.KeyPath) -> list[dict]:
+        nodes = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        sources = []
+        for source in nodes:
+            value = self.build(source, path) if isinstance(source, yaml.MappingNode) else None
+            if not isinstance(value, dict):
+                self._problem(source, f"{schema.path_text(path)}: '<<' must merge a mapping")
+                continue
+            sources.append(value)
+        return sources
+
+
+def _tag_problem(tag: str) -> str:
+    shown = "!!" + tag.removeprefix(_YAML) if tag.startswith(_YAML) else tag
+    return f"uses the YAML tag {shown}; only plain YAML is allowed (no tags)"
+
+
+# ---- credentials and paths ------------------------------------------------------------
+
+_PATH_SETTINGS = ("path", "ca_cert")  # resolved against the config file's folder
+
+
+class _Resolver:
+    """Reads credentials and checks files named by the config, collecting problems.
+
+    Messages name the variable, the file and the key path; never the content read.
+    """
+
+    def __init__(self, base_dir: Path, marks: schema.Marks, shown: str):
+        self.base_dir = base_dir
+        self.marks = marks
+        self.shown = shown
+        self.problems: list[ConfigProblem] = []
+
+    def credentials(self, data: Any) -> dict[schema.KeyPath, SecretValue]:
+        """Every well-formed credential of the config, read and decoded, by key path."""
+        resolved = {}
+        for path, spec, decode in _credential_specs(data):
+            raw = self._read(path, spec)
+            if raw is None:
+                continue
+            origin = f"environment variable {spec['env']}" if "env" in spec else f"file {spec['file']}"
+            try:
+                resolved[path] = decode(raw, origin)
+            except ValueError as error:
+                self._problem(path, f"{schema.path_text(path)} is not usable: {error}")
+        return resolved
+
+    def check_files(self, data: Any) -> None:
+        """Files that must exist already (a CA certificate) do exist."""
+        for manager_id, settings in _managers(data).items():
+            ca_cert = settings.get("ca_cert")
+            if settings.get("type") == "vault" and isinstance(ca_cert, str) and ca_cert:
+                path = ("managers", manager_id, "ca_cert")
+                if not resolve_path(self.base_dir, ca_cert).is_file():
+                    self._problem(path, f"file {ca_cert} ({schema.path_text(path)}) does not exist")
+
+
+    def _read(self, path: schema.KeyPath, spec: dict) -> bytes | None:
+        where = schema.path_text(path)
+        if "env" in spec:
+            value = os.environ.get(spec["env"])
+            if value is None or not value.strip():
+                state = "is not set" if value is None else "is empty"
+                return self._problem(path + ("env",), f"environment variable {spec['env']} ({where}) {state}")
+            return os.fsencode(value)
+        shown = f"file {spec['file']} ({where})"
+        try:
+            with resolve_path(self.base_dir, spec["file"]).open("rb") as handle:
+                raw = handle.read(MAX_CREDENTIAL_BYTES + 1)
+        except FileNotFoundError:
+            return self._problem(path + ("file",), f"{shown} does not exist")
+        except IsADirectoryError:
+            return self._problem(path + ("file",), f"{shown} is a folder, not a file")
+        except OSError as error:
+            reason = error.strerror or "I/O error"
+            return self._problem(path + ("file",), f"{shown} cannot be read ({reason})")
+        if len(raw) > MAX_CREDENTIAL_BYTES:
+            message = f"{shown} is larger than 64 KiB; it should hold one key or token"
+            return self._problem(path + ("file",), message)
+        if not raw.strip():
+            return self._problem(path + ("file",), f"{shown} is empty")
+        return raw
+
+    def _problem(self, path: schema.KeyPath, message: str) -> None:
+        self.problems.append(schema.problem(self.shown, self.marks.value(path), message))
+
+
+def resolve_path(base_dir: Path, written: str) -> Path:
+    """A path from the config, made absolute against the config file's folder."""
+    return base_dir / Path(written).expanduser()
+
+
+def _managers(data: Any) -> dict[str, dict]:
+    managers = data.get("managers") if isinstance(data, dict) else None
+    if not isinstance(managers, dict):
+        return {}
+    return {k: v for k, v in managers.items() if isinstance(v, dict)}
+
+
+def _credential_specs(data: Any) -> Iterator[tuple[schema.KeyPath, dict, Any]]:
+    """(key path, {env|file: ...}, decoder) for each credential the schema accepts."""
+    for manager_id, settings in _managers(data).items():
+        manager_type = settings.get("type")
+        if manager_type not in schema.manager_types():
+            continue
+        for key in schema.credential_keys(manager_type):
+            if _is_credential_spec(settings.get(key)):
+                decode = _master_key if (manager_type, key) == ("builtin", "key") else _token
+                yield ("managers", manager_id, key), settings[key], decode
+    if isinstance(data, dict) and _is_credential_spec(data.get("fingerprint_key")):
+        yield ("fingerprint_key",), data["fingerprint_key"], _fingerprint_key
+
+
+def _is_credential_spec(value: Any) -> bool:
+    """True for a credential the schema accepts; the schema reports any other."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    if isinstance(value.get("file"), str):
+        return bool(value["file"])
+    return isinstance(value.get("env"), str) and schema.is_environment_name(value["env"])
+
+
+def _master_key(raw: bytes, origin: str) -> SecretValue:
+    """A builtin store's master key: base64 of exactly 32 bytes."""
+    return SecretValue(crypto.decode_key(raw, origin))
+
+
+def _token(raw: bytes, origin: str) -> SecretValue:
+    """A token: the text, without surrounding white space (a key file's newline)."""
+    try:
+        return SecretValue.from_text(raw.decode("utf-8").strip())
+    except UnicodeDecodeError:
+        raise ValueError(f"the token from {origin} is not UTF-8 text") from None
+
+
+def _fingerprint_key(raw: bytes, origin: str) -> SecretValue:
+    """The fingerprint HMAC key: base64 of 32 bytes, else the bytes as given (>= 16)."""
+    try:
+        return SecretValue(crypto.decode_key(raw, origin))
+    except ValueError:
+        pass
+    if len(raw) < MIN_FINGERPRINT_KEY_BYTES:
+        raise ValueError(
+            f"the key from {origin} must be base64 of 32 bytes or at least "
+            f"{MIN_FINGERPRINT_KEY_BYTES} bytes, not {len(raw)}"
+        )
+    return SecretValue(raw)
+
+
+# ---- the typed model ------------------------------------------------------------------
+
+
+def _build(path: Path, data: dict, marks: schema.Marks,
+           credentials: dict[schema.KeyPath, SecretValue], digest: str) -> Config:
+    """The Config of a config file that passed every check."""
+    managers = {
+        manager_id: _manager(manager_id, settings, path.parent, credentials, marks)
+        for manager_id, settings in data["managers"].items()
+    }
+    secrets = tuple(
+        SecretPlacement(
+            name=entry["name"], kind=Kind(entry.get("kind", "text")), manager=entry["manager"],
+            source=entry.get("from"), mode=entry.get("mode", "move"), line=_line(marks, ("secrets", i)),
+        )
+        for i, entry in enumerate(data.get("secrets") or [])
+    )
+    migrations = tuple(
+        Migration(
+            source=entry["from"], target=entry["to"], mode=entry["mode"],
+            kinds=tuple(Kind(k) for k in entry.get("kinds", ("text", "file"))),
+            include=tuple(entry.get("include", ("*",))), exclude=tuple(entry.get("exclude", ())),
+            line=_line(marks, ("migrations", i)),
+        )
+        for i, entry in enumerate(data.get("migrations") or [])
+    )
+    return Config(
+        path=path, managers=managers, secrets=secrets, migrations=migrations,
+        on_conflict=data.get("on_conflict", "fail"),
+        reference_paths=tuple((data.get("references") or {}).get("paths", ())),
+        digest=digest, fingerprint_key=credentials.get(("fingerprint_key",)),
+    )
+
+
+def _manager(manager_id: str, written: dict, base_dir: Path,
+             credentials: dict[schema.KeyPath, SecretValue], marks: schema.Marks) -> ManagerConfig:
+    settings = schema.manager_keys(written["type"])
+    settings.update((k, v) for k, v in written.items() if k != "type")
+    for key in _PATH_SETTINGS:
+        if isinstance(settings.get(key), str):
+            settings[key] = str(resolve_path(base_dir, settings[key]))
+    for key in schema.credential_keys(written["type"]):
+        settings[key] = credentials.get(("managers", manager_id, key))
+    return ManagerConfig(
+        id=manager_id, type=written["type"], read_only=bool(settings["read_only"]),
+        settings=MappingProxyType(settings), line=_line(marks, ("managers", manager_id), key=True),
+    )
+
+
+def _line(marks: schema.Marks, path: schema.KeyPath, key: bool = False) -> int | None:
+    mark = marks.key(path) if key else marks.value(path)
+    return mark[0] if mark else None
