@@ -11,6 +11,7 @@ import dataclasses
 import glob
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from engine.plan import Plan
 from engine.planfile import load_plan, save_plan
 from engine.planner import make_plan
 from engine.render import RENDERERS
-from engine.render.text import action_line, summary_line
+from engine.render.text import action_line
 from engine.workspace import Workspace
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
@@ -93,28 +94,33 @@ def plan(config_path, fmt: str = "text", out_file: str | None = None,
 def apply(config_path, plan_file: str | None, auto_approve: bool, console: Console) -> int:
     """Apply a saved plan, or plan now, show it, ask, and apply."""
     with Workspace(config_path) as ws:
-        if plan_file:
+        if plan_file:  # reviewed already: apply it as it is, without asking again
             to_apply = load_plan(plan_file)
             _check_saved_plan(to_apply, ws, plan_file)
-            console.out(RENDERERS["text"](to_apply, color=console.color))
         else:
             to_apply = compute_plan(ws)
             console.out(RENDERERS["text"](to_apply, color=console.color))
         if to_apply.errors:
             raise PlanError(f"the plan has {len(to_apply.errors)} error(s); nothing was applied")
         if not to_apply.has_changes:
+            if plan_file:
+                console.out("No changes in this plan; nothing to apply.")
             return EXIT_OK
-        if not auto_approve and not console.ask(
+        if not plan_file and not auto_approve and not console.ask(
             f"Apply these {len(to_apply.changes)} changes? Only 'yes' will be accepted: "
         ):
             console.err("Apply cancelled; nothing was changed.")
             return EXIT_ERROR
         outcomes = apply_plan(to_apply, ws.backends(), ws.fingerprint,
                               progress=lambda o: console.out(_outcome_line(o, console.color)))
-    console.out("Apply complete! " + summary_line(to_apply).removeprefix("Plan: ").replace(" to ", " ")
-                .replace("move", "moved").replace("copy", "copied").replace("update", "updated")
-                .replace("delete", "deleted"))
-    return EXIT_OK if outcomes is not None else EXIT_ERROR
+    console.out(_apply_summary(outcomes))
+    return EXIT_OK
+
+
+def _apply_summary(outcomes: list[Outcome]) -> str:
+    done = Counter(o.action.action for o in outcomes)
+    return (f"Apply complete! {done['move']} moved, {done['copy']} copied, {done['update']} updated, "
+            f"{done['delete']} deleted; every write was read back and matched.")
 
 
 def _outcome_line(outcome: Outcome, color: bool) -> str:

@@ -12,14 +12,16 @@ def _paint(text: str, action: str, color: bool) -> str:
     return f"\x1b[{COLORS[action]}m{text}\x1b[0m" if color else text
 
 
-def action_line(action: Action, color: bool = False) -> str:
+def action_line(action: Action, color: bool = False, name_width: int = 0) -> str:
     """One line: symbol, action, kind, name, managers, target location, references."""
     head = _paint(f"{SYMBOLS[action.action]} {action.action:<6}", action.action, color)
-    route = f"{action.source} -> {action.target}" if action.source else f"in {action.target}"
     if action.action == "delete":
-        route = f"from {action.source} (verified copy in {action.target})"
+        route = f"{action.source} (copy verified in {action.target})"
+    else:
+        route = f"{action.source} -> {action.target}" if action.source else f"in {action.target}"
     refs = f"  ({action.references} reference{'s' if action.references != 1 else ''})" if action.references else ""
-    return f"  {head} {action.id.kind.value:<4} {action.id.name}  {route}  {action.target_location}{refs}"
+    name = action.id.name.ljust(name_width)
+    return f"  {head} {action.id.kind.value:<4} {name}  {route}  {action.target_location}{refs}"
 
 
 def summary_line(plan: Plan) -> str:
@@ -33,7 +35,8 @@ def render_text(plan: Plan, color: bool = False) -> str:
     lines: list[str] = []
     if plan.changes:
         lines += ["secretshift will perform these actions:", ""]
-        lines += [action_line(a, color) for a in plan.changes]
+        width = max(len(a.id.name) for a in plan.changes)
+        lines += [action_line(a, color, width) for a in plan.changes]
         lines.append("")
     if plan.errors:
         lines += [_paint("Errors (this plan cannot be applied):", "error", color), ""]
