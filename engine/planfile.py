@@ -7,8 +7,6 @@ import os
 from functools import cache
 from pathlib import Path
 
-import jsonschema
-
 from engine.errors import PlanError
 from engine.plan import Plan
 from engine.render.json import render_json
@@ -34,6 +32,8 @@ def load_plan(path: str | os.PathLike) -> Plan:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise PlanError(f"{path}:{error.lineno}:{error.colno}: not a valid plan file ({error.msg})") from None
+    import jsonschema  # imported here: only `apply FILE` needs it
+
     problem = jsonschema.exceptions.best_match(_validator().iter_errors(document))
     if problem is not None:
         where = "/".join(str(p) for p in problem.absolute_path) or "top level"
@@ -42,5 +42,7 @@ def load_plan(path: str | os.PathLike) -> Plan:
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
+def _validator():
+    import jsonschema
+
     return jsonschema.Draft202012Validator(load_schema("plan.schema.json"))

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from engine import crypto
-from engine.backends import REGISTRY
+from engine.backends import backend_class
 from engine.backends.base import Backend
 from engine.config import Config, load_config
 from engine.errors import UsageError
@@ -48,7 +48,7 @@ class Workspace:
             raise UsageError(f"unknown manager {manager_id!r} in {self.config.path.name} (defined: {known})")
         if manager_id not in self._backends:
             manager = self.config.managers[manager_id]
-            self._backends[manager_id] = REGISTRY[manager.type].from_settings(manager_id, manager.settings)
+            self._backends[manager_id] = backend_class(manager.type).from_settings(manager_id, manager.settings)
         return self._backends[manager_id]
 
     def backends(self) -> dict[str, Backend]:

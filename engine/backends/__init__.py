@@ -1,16 +1,23 @@
 """The manager types secretshift knows, keyed by the `type:` name used in the config.
 
 Adding a manager type is one module in this package, one line in REGISTRY, and the
-backend contract suite (tests/backends) passing against it.
+backend contract suite (tests/backends) passing against it. Modules are imported on
+first use, so a command that only touches the builtin store never loads an SDK.
 """
 
 from __future__ import annotations
 
-from engine.backends.base import Backend
-from engine.backends.builtin import BuiltinBackend
-from engine.backends.vault import VaultBackend
+from importlib import import_module
 
-REGISTRY: dict[str, type[Backend]] = {
-    "builtin": BuiltinBackend,
-    "vault": VaultBackend,
+from engine.backends.base import Backend
+
+REGISTRY: dict[str, str] = {
+    "builtin": "engine.backends.builtin:BuiltinBackend",
+    "vault": "engine.backends.vault:VaultBackend",
 }
+
+
+def backend_class(type_name: str) -> type[Backend]:
+    """The Backend subclass for a manager type (imported on demand)."""
+    module_name, class_name = REGISTRY[type_name].split(":")
+    return getattr(import_module(module_name), class_name)

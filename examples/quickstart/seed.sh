@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Seed the quickstart's source store through `secretshift put`. Every value is fake:
 # texts are written here, files are generated fresh by make_files.py.
+# Usage: seed.sh [CONFIG]   (default: the quickstart's secretshift.yaml); seeds manager 'harness'.
 set -euo pipefail
-cd "$(dirname "$0")"
+here="$(cd "$(dirname "$0")" && pwd)"
+config="$(realpath "${1:-$here/secretshift.yaml}")"
 
 put_text() {  # put_text NAME VALUE: stores VALUE byte for byte (printf, so no newline is added)
-  printf '%s' "$2" | secretshift put harness "$1"
+  printf '%s' "$2" | secretshift -c "$config" put harness "$1"
 }
 put_file() {  # put_file NAME PATH
-  secretshift put harness "$1" --kind file --from-file "$2"
+  secretshift -c "$config" put harness "$1" --kind file --from-file "$2"
 }
 
 put_text db_password          'fake-Pg-pa55word-2026'
@@ -30,8 +32,8 @@ put_text npm_token            'npm_FAKEfakeFAKEfake0000000000000000000'
 put_text shared_token         'FAKE-account-level-token'
 put_text terraform_cloud_token 'FAKE.atlasv1.tfc-token-xyz'
 
-files=work/files
-python3 make_files.py "$files"
+files="$(dirname "$config")/work/files"
+python3 "$here/make_files.py" "$files"
 put_file tls_chain       "$files/tls_chain.pem"
 put_file tls_key         "$files/tls_key.pem"
 put_file kubeconfig      "$files/kubeconfig"

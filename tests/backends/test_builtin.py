@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from engine import crypto
-from engine.backends import REGISTRY
+from engine.backends import backend_class
 from engine.backends.builtin import BuiltinBackend, VersionInfo, associated_data
 from engine.errors import BackendError, DecryptError, InvalidName, PermissionDenied, ReadOnlyManager
 from engine.model import Kind, SecretId, SecretValue
@@ -76,8 +76,8 @@ def one_sentence(error: Exception) -> str:
 
 def test_registry_knows_the_builtin_type() -> None:
     """The config's `type: builtin` maps to BuiltinBackend, built from resolved settings."""
-    assert REGISTRY["builtin"] is BuiltinBackend
-    backend = REGISTRY["builtin"].from_settings(
+    assert backend_class("builtin") is BuiltinBackend
+    backend = backend_class("builtin").from_settings(
         "harness", {"path": Path("/nonexistent/harness.db"), "key": SecretValue(crypto.new_key()), "read_only": True}
     )
     assert (backend.manager_id, backend.read_only, backend.type_name) == ("harness", True, "builtin")
