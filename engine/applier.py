@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from engine.backends.base import Backend
 from engine.errors import PlanError, StalePlan, VerificationFailed
 from engine.model import SecretId
-from engine.plan import Action, Plan
+from engine.plan import Action, Plan, Problem
 
 Fingerprint = Callable[[bytes], str]
 
@@ -114,17 +114,30 @@ def _describe_drift(action: Action, found: _Found) -> str:
     return f"{action.id} {what} manager {action.target!r}"
 
 
-def preflight(changes, backends: Mapping[str, Backend]) -> None:
-    """Ask every manager whether it will accept the planned writes and deletes."""
-    writes: dict[str, list[SecretId]] = {}
-    deletes: dict[str, list[SecretId]] = {}
+def access_needs(changes) -> dict[str, tuple[list[SecretId], list[SecretId]]]:
+    """Per manager, the secrets the plan writes to it and deletes from it."""
+    needs: dict[str, tuple[list[SecretId], list[SecretId]]] = {}
     for action in changes:
         if action.writes_target:
-            writes.setdefault(action.target, []).append(action.id)
+            needs.setdefault(action.target, ([], []))[0].append(action.id)
         if action.delete_source:
-            deletes.setdefault(action.source, []).append(action.id)
-    for manager in sorted(set(writes) | set(deletes)):
-        backends[manager].check_access(writes.get(manager, []), deletes.get(manager, []))
+            needs.setdefault(action.source, ([], []))[1].append(action.id)
+    return dict(sorted(needs.items()))
+
+
+def preflight(changes, backends: Mapping[str, Backend]) -> None:
+    """Ask every manager whether it will accept the planned writes and deletes."""
+    for manager, (writes, deletes) in access_needs(changes).items():
+        backends[manager].check_access(writes, deletes)
+
+
+def access_problems(changes, backends: Mapping[str, Backend]) -> list[Problem]:
+    """The preflight as plan errors: what the managers' credentials would refuse."""
+    problems = []
+    for manager, (writes, deletes) in access_needs(changes).items():
+        for secret, reason in backends[manager].access_problems(writes, deletes):
+            problems.append(Problem("read_only", secret, f"manager {manager!r} would refuse: {reason}"))
+    return problems
 
 
 def execute(action: Action, backends: Mapping[str, Backend], fingerprint: Fingerprint) -> None:

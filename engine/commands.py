@@ -18,7 +18,7 @@ from pathlib import Path
 
 import engine
 from engine import references as refs_mod
-from engine.applier import Outcome, apply_plan
+from engine.applier import Outcome, access_problems, apply_plan
 from engine.errors import BackendError, PlanError, SecretShiftError, StalePlan, UsageError
 from engine.inventory import refresh
 from engine.model import Kind, SecretId, SecretValue
@@ -67,8 +67,10 @@ def compute_plan(ws: Workspace) -> Plan:
     inventory = refresh(backends, ws.fingerprint, _parallelism(ws))
     referenced = [_secret_of(r) for r in scan_reference_files(ws)[0]]
     plan = make_plan(ws.config, inventory, backends, referenced)
+    refused = access_problems(plan.changes, backends)  # what the credentials would refuse
     return dataclasses.replace(
         plan,
+        errors=plan.errors + tuple(refused),
         config_digest=ws.config.digest,
         fingerprint_key_id=ws.fingerprint_key_id,
         secretshift_version=engine.__version__,
@@ -101,7 +103,9 @@ def apply(config_path, plan_file: str | None, auto_approve: bool, console: Conso
             to_apply = compute_plan(ws)
             console.out(RENDERERS["text"](to_apply, color=console.color))
         if to_apply.errors:
-            raise PlanError(f"the plan has {len(to_apply.errors)} error(s); nothing was applied")
+            first = to_apply.errors[0]
+            raise PlanError(f"the plan has {len(to_apply.errors)} error(s), nothing was applied; "
+                            f"the first: {first.code}: {first.message}")
         if not to_apply.has_changes:
             if plan_file:
                 console.out("No changes in this plan; nothing to apply.")

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from engine.errors import ReadOnlyManager
+from engine.errors import PermissionDenied, ReadOnlyManager
 from engine.model import SecretId, SecretValue
 
 # Names every manager can hold: printable, no path separators or traversal, no NUL.
@@ -84,6 +84,20 @@ class Backend(abc.ABC):
     def check_access(self, writes: Iterable[SecretId], deletes: Iterable[SecretId]) -> None:
         """Preflight: raise ReadOnlyManager/PermissionDenied if any planned write or
         delete would be refused, before anything is written anywhere."""
+
+    def access_problems(
+        self, writes: Iterable[SecretId], deletes: Iterable[SecretId]
+    ) -> list[tuple[SecretId, str]]:
+        """Like check_access, but report (secret, reason) for what would be refused
+        instead of raising; used to show refusals in the plan. Backends that can tell
+        secret by secret (Vault policies) override it; by default the first refusal
+        stands for all."""
+        writes, deletes = list(writes), list(deletes)
+        try:
+            self.check_access(writes, deletes)
+        except (ReadOnlyManager, PermissionDenied) as error:
+            return [((writes + deletes)[0], str(error))]
+        return []
 
     def ping(self) -> None:
         """Check that the manager is reachable and the credentials work."""

@@ -186,20 +186,30 @@ class VaultBackend(Backend):
 
         Writes need create and update (or root); deletes need delete. Nothing is written.
         """
+        refused = self.access_problems(writes, deletes)
+        if refused:
+            secret, reason = refused[0]
+            raise ReadOnlyManager(self.manager_id, reason, self.location(secret))
+
+    def access_problems(
+        self, writes: Iterable[SecretId], deletes: Iterable[SecretId]
+    ) -> list[tuple[SecretId, str]]:
+        """Every planned write/delete the token may not do, with the missing capability."""
         planned = [(s, "write") for s in writes] + [(s, "delete") for s in deletes]
         if not planned:
-            return
+            return []
         if self.read_only:
             self._refuse_if_read_only(planned[0][0], planned[0][1])
         layout = self.layout()
         granted = self._capabilities(list(dict.fromkeys(layout.data_path(s) for s, _ in planned)))
+        refused = []
         for secret, operation in planned:
             path = layout.data_path(secret)
             missing = _missing_capability(granted.get(path, ["deny"]), operation)
             if missing:
-                raise ReadOnlyManager(self.manager_id, f"the token may not {operation} {secret}: "
-                                      f"it lacks the {missing!r} capability on {path}",
-                                      self.location(secret))
+                refused.append((secret, f"the token may not {operation} {secret}: "
+                                        f"it lacks the {missing!r} capability on {path}"))
+        return refused
 
     def ping(self) -> None:
         """The token works (lookup-self), the KV version is known and both folders list."""
