@@ -27,9 +27,11 @@ from typing import Any, Callable, ClassVar
 import hvac
 import hvac.exceptions as hv
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from engine.backends.base import Backend, common_name_problem
+from engine.backends.retry import RetryPolicy, with_retries
 from engine.errors import (
     BackendError,
     ManagerUnreachable,
@@ -84,7 +86,8 @@ class VaultBackend(Backend):
                  secret_engine: str = "secret", base_path: str = "", namespace: str | None = None,
                  kv_version: str | int = "auto", ca_cert: Path | str | None = None,
                  read_only: bool = False, file_encoding: str = "base64",
-                 max_value_bytes: int | None = None, timeout: float = 30.0, parallelism: int = 8):
+                 max_value_bytes: int | None = None, timeout: float = 30.0, parallelism: int = 8,
+                 retries: int = RetryPolicy.attempts - 1):
         super().__init__(manager_id, read_only)
         self.address = _checked_address(manager_id, address)
         self.secret_engine = _clean_path(manager_id, "secret_engine", secret_engine)
@@ -96,6 +99,7 @@ class VaultBackend(Backend):
             raise BackendError(manager_id, f"file_encoding must be base64 or utf-8, not {file_encoding!r}")
         self.file_encoding = file_encoding
         self.max_value_bytes = max_value_bytes or DEFAULT_MAX_VALUE_BYTES
+        self.retry = RetryPolicy(attempts=1 + max(0, int(retries)))
         self._client = _make_client(manager_id, self.address, token, namespace, ca_cert,
                                     timeout, parallelism)
         self._layout: MountLayout | None = None
@@ -106,7 +110,7 @@ class VaultBackend(Backend):
         """Build from validated settings (see the config reference for each key)."""
         known = ("address", "token", "secret_engine", "base_path", "namespace", "kv_version",
                  "ca_cert", "read_only", "file_encoding", "max_value_bytes", "timeout",
-                 "parallelism")
+                 "parallelism", "retries")
         return cls(manager_id, **{k: settings[k] for k in known if settings.get(k) is not None})
 
     # ----------------------------------------------------------------- Backend interface
@@ -346,7 +350,11 @@ class VaultBackend(Backend):
     # ----------------------------------------------------------------- the one request path
 
     def _call(self, action: str, where: str, request: Callable[..., Any], *args, **kwargs) -> Any:
-        """Run one hvac request; a plain 404 gives `_MISSING`, every failure an engine error."""
+        """Run one hvac request, retrying transient failures (429, sealed, 5xx, dropped
+        connections) with backoff; a plain 404 gives `_MISSING`, every failure an engine error."""
+        return with_retries(lambda: self._call_once(action, where, request, *args, **kwargs), self.retry)
+
+    def _call_once(self, action: str, where: str, request: Callable[..., Any], *args, **kwargs) -> Any:
         try:
             return request(*args, **kwargs)
         except hv.InvalidPath as err:
@@ -406,10 +414,19 @@ def _classify(err: Exception, address: str) -> tuple[type[BackendError], str]:
         return ManagerUnreachable, (f"the TLS connection to {address} failed "
                                     "(is its certificate signed by ca_cert?)")
     if isinstance(err, requests.exceptions.ConnectionError):
-        return ManagerUnreachable, f"cannot connect to Vault at {address}"
+        if _connection_refused(err):
+            return ManagerUnreachable, f"cannot connect to Vault at {address}"
+        return TransientError, f"the connection to Vault at {address} was dropped"
     if isinstance(err, requests.exceptions.Timeout):
         return TransientError, f"Vault at {address} did not answer in time"
     return BackendError, f"the request to {address} failed ({type(err).__name__})"
+
+
+def _connection_refused(err: requests.exceptions.ConnectionError) -> bool:
+    """True when no connection could be opened at all (refused, unknown host): not worth
+    retrying, unlike a connection that dropped mid-request."""
+    reason = getattr(err.args[0], "reason", None) if err.args else None
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def _vault_says(err: Exception) -> str:

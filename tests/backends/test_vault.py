@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import hvac
 import pytest
 
+from engine.backends.retry import RetryPolicy
 from engine.backends.vault import VaultBackend
 from engine.errors import (
     BackendError,
@@ -67,6 +68,7 @@ def made(server):
                     "secret_engine": mount, "base_path": "harness", "kv_version": "auto"}
         settings.update(overrides)
         backend = VaultBackend.from_settings("corp_vault", settings)
+        backend.retry = RetryPolicy(attempts=2, base_delay=0.001)  # transient errors surface fast
         backends.append(backend)
         return backend
 
@@ -428,7 +430,7 @@ def test_rate_limit_is_a_transient_error(server, made):
     mount = new_mount(server, 2)
     vault = made(mount)
     vault.layout()
-    server.add_fault(status=429, path_regex=f"{mount}/data/", count=1)
+    server.add_fault(status=429, path_regex=f"{mount}/data/", count=None)
     try:
         with pytest.raises(TransientError, match="rate limited") as caught:
             vault.read(text("a"))
@@ -442,7 +444,7 @@ def test_server_error_is_a_transient_error(server, made):
     mount = new_mount(server, 2)
     vault = made(mount)
     vault.layout()
-    server.add_fault(status=500, path_regex=f"{mount}/metadata/", count=1)
+    server.add_fault(status=500, path_regex=f"{mount}/metadata/", count=None)
     try:
         with pytest.raises(TransientError):
             vault.list_ids()
