@@ -1,9 +1,10 @@
 """Execute a plan: check it is still current, preflight every manager, then for each
 action write the target, read it back and compare, and only then delete the source.
 
-Each action is idempotent against the state it leaves: an action whose write already
-happened (an interrupted earlier run) is not written again, only verified, so running
-the same plan again finishes the work instead of failing or duplicating it.
+Every step is journaled (see journal.py) before the next one is taken, so an apply
+killed at any instant can be resumed or rolled back. Each action is also idempotent
+against the state it leaves: an action found already carried out is verified, not
+repeated, so running the same plan again finishes the work instead of duplicating it.
 """
 
 from __future__ import annotations
@@ -12,16 +13,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from engine.backends.base import Backend
-from engine.errors import PlanError, StalePlan, VerificationFailed
+from engine.errors import PlanError, SecretShiftError, StalePlan, VerificationFailed
+from engine.journal import Journal
 from engine.model import SecretId
 from engine.plan import Action, Plan, Problem
 
 Fingerprint = Callable[[bytes], str]
 
 
+class Interrupted(SecretShiftError):
+    """Apply stopped between two actions because it was asked to (Ctrl-C)."""
+
+    def __init__(self, done: int, total: int):
+        self.done, self.total = done, total
+        super().__init__(
+            f"interrupted after {done} of {total} actions; the journal is complete: "
+            f"run apply again to finish, or rollback to undo"
+        )
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What happened to one action: `done`, `already` (found done), or `skipped` (noop)."""
+    """What happened to one action: `done`, or `already` (found carried out)."""
 
     action: Action
     status: str
@@ -37,38 +50,59 @@ def apply_plan(
     plan: Plan,
     backends: Mapping[str, Backend],
     fingerprint: Fingerprint,
+    start_journal: Callable[[], Journal],
     progress: Callable[[Outcome], None] = lambda outcome: None,
+    stop_requested: Callable[[], bool] = lambda: False,
 ) -> list[Outcome]:
-    """Carry out `plan`. Raises before any write if it has errors, is stale, or a
-    manager refuses the preflight."""
+    """Carry out `plan`. Raises before any write (and before any journal exists) if the
+    plan has errors, is stale, or a manager refuses the preflight."""
     if plan.errors:
         raise PlanError(f"the plan has {len(plan.errors)} error(s) and cannot be applied")
     changes = plan.changes
     already = check_current(changes, backends, fingerprint)
     preflight(changes, backends)
-    outcomes = []
-    for action in changes:
-        if action in already:
-            outcome = Outcome(action, "already")
-        else:
-            execute(action, backends, fingerprint)
-            outcome = Outcome(action, "done")
-        outcomes.append(outcome)
-        progress(outcome)
+    journal = start_journal()
+    return run_actions(changes, already, backends, fingerprint, journal, progress, stop_requested)
+
+
+def run_actions(changes, already: set[int], backends, fingerprint, journal: Journal,
+                progress=lambda outcome: None, stop_requested=lambda: False) -> list[Outcome]:
+    """Execute `changes` in order under `journal`, recording how the run ends."""
+    outcomes: list[Outcome] = []
+    try:
+        for index, action in enumerate(changes):
+            if stop_requested():
+                raise Interrupted(len(outcomes), len(changes))
+            if index in already:
+                journal.step(index, "already")
+                outcome = Outcome(action, "already")
+            else:
+                execute(index, action, backends, fingerprint, journal)
+                outcome = Outcome(action, "done")
+            outcomes.append(outcome)
+            progress(outcome)
+    except Interrupted as stopped:
+        journal.end("interrupted", done=stopped.done, total=stopped.total)
+        raise
+    except BaseException as error:  # noqa: BLE001 - the journal must say how the run ended
+        journal.end("failed", done=len(outcomes), total=len(changes),
+                    error=str(error) if isinstance(error, SecretShiftError) else type(error).__name__)
+        raise
+    journal.end("complete", done=len(outcomes), total=len(changes))
     return outcomes
 
 
-def check_current(changes, backends: Mapping[str, Backend], fingerprint: Fingerprint) -> set[Action]:
+def check_current(changes, backends: Mapping[str, Backend], fingerprint: Fingerprint) -> set[int]:
     """Compare what every action was planned from with what the managers hold now.
 
-    Returns the actions already fully carried out (by an interrupted earlier run);
-    raises StalePlan, naming the secrets, when anything else differs.
+    Returns the indexes of actions already fully carried out (by an interrupted earlier
+    run); raises StalePlan, naming the secrets, when anything else differs.
     """
     stale, done = [], set()
-    for action in changes:
+    for index, action in enumerate(changes):
         found = _found(action, backends, fingerprint)
         if _is_done(action, found):
-            done.add(action)
+            done.add(index)
         elif not _is_pending(action, found):
             stale.append(_describe_drift(action, found))
     if stale:
@@ -77,14 +111,19 @@ def check_current(changes, backends: Mapping[str, Backend], fingerprint: Fingerp
     return done
 
 
-def _found(action: Action, backends: Mapping[str, Backend], fingerprint: Fingerprint) -> _Found:
-    def fp(manager: str | None) -> str | None:
-        if manager is None:
-            return None
-        value = backends[manager].read(action.id)
-        return None if value is None else fingerprint(value.data)
+def fingerprint_in(backend: Backend | None, secret: SecretId, fingerprint: Fingerprint) -> str | None:
+    """The fingerprint of what `backend` holds for `secret`, or None."""
+    if backend is None:
+        return None
+    value = backend.read(secret)
+    return None if value is None else fingerprint(value.data)
 
-    return _Found(source=fp(action.source), target=fp(action.target))
+
+def _found(action: Action, backends: Mapping[str, Backend], fingerprint: Fingerprint) -> _Found:
+    return _Found(
+        source=fingerprint_in(backends.get(action.source), action.id, fingerprint) if action.source else None,
+        target=fingerprint_in(backends[action.target], action.id, fingerprint),
+    )
 
 
 def _is_pending(action: Action, found: _Found) -> bool:
@@ -140,9 +179,11 @@ def access_problems(changes, backends: Mapping[str, Backend]) -> list[Problem]:
     return problems
 
 
-def execute(action: Action, backends: Mapping[str, Backend], fingerprint: Fingerprint) -> None:
-    """One action: write and verify the target, then delete the source if asked."""
+def execute(index: int, action: Action, backends: Mapping[str, Backend], fingerprint: Fingerprint,
+            journal: Journal) -> None:
+    """One action, each step journaled: write and verify the target, then delete the source."""
     source, target = backends[action.source], backends[action.target]
+    journal.step(index, "started")
     value = source.read(action.id)
     if value is None or fingerprint(value.data) != action.source_fingerprint:
         raise StalePlan(f"stale plan: {action.id} changed in manager {action.source!r} during apply")
@@ -151,12 +192,20 @@ def execute(action: Action, backends: Mapping[str, Backend], fingerprint: Finger
     if action.writes_target and current_fp != action.source_fingerprint:
         if current_fp != action.target_fingerprint:
             raise StalePlan(f"stale plan: {action.id} changed in manager {action.target!r} during apply")
+        if current is not None:  # an overwrite: keep the old value so rollback can put it back
+            journal.step(index, "target_previous", keep=current)
         target.write(action.id, value)
         current = target.read(action.id)
+    if action.writes_target:
+        journal.step(index, "written")
     if current is None or current != value:
         raise VerificationFailed(
             f"{action.id} read back from manager {action.target!r} at {action.target_location} "
             f"does not match what was written; the source copy in {action.source!r} was kept"
         )
+    journal.step(index, "verified")
     if action.delete_source:
+        journal.step(index, "source_value", keep=value)
         source.delete(action.id)
+        journal.step(index, "source_deleted")
+    journal.step(index, "done")

@@ -27,6 +27,7 @@ typical use:
   secretshift validate                 check the config and reach every manager
   secretshift plan --out plan.json     review what would change (commit or attach it)
   secretshift apply plan.json          carry out exactly that plan
+  secretshift rollback                 undo the last apply
   secretshift refs                     list pipeline references and whether they resolve
 
 every command takes -c/--config PATH (default: ./secretshift.yaml), before or after its name."""
@@ -78,6 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
                 "With FILE (from `plan --out`): apply exactly that plan; refused if anything changed since.")
     p.add_argument("plan_file", nargs="?", metavar="FILE", help="a saved plan")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--force-unlock", metavar="LOCK_ID",
+                   help="break the apply lock with this id (only if its holder is really dead)")
+    p = command("rollback", "undo the last apply: restore deleted sources and overwritten targets",
+                "Undo the last apply from its encrypted journal: put back every source it deleted\n"
+                "and every target value it overwrote, remove what it created, verify each step.\n"
+                "Refused, with nothing changed, if any of those secrets changed since.")
+    p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
+    p.add_argument("--force-unlock", metavar="LOCK_ID", help="break the apply lock with this id")
     p = command("put", "store a secret's value in one manager (from stdin, or --from-file)",
                 "Store a value. Text comes from stdin exactly as given (use printf, not echo, to avoid\n"
                 "a trailing newline); --from-file stores a file's bytes.")
@@ -114,7 +123,10 @@ def _run(args: argparse.Namespace) -> int:
         return code
     if args.command == "apply":
         console = commands.Console(out=print, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
-        return commands.apply(cfg, args.plan_file, args.auto_approve, console)
+        return commands.apply(cfg, args.plan_file, args.auto_approve, console, args.force_unlock)
+    if args.command == "rollback":
+        console = commands.Console(out=print, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
+        return commands.rollback(cfg, args.auto_approve, console, args.force_unlock)
     if args.command == "put":
         data = _read_input(args.from_file)
         print(commands.put(cfg, args.manager, args.name, args.kind, data), file=sys.stderr)

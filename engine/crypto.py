@@ -100,3 +100,13 @@ class Fingerprinter:
 
     def __repr__(self) -> str:
         return "Fingerprinter(<key masked>)"
+
+
+def derive_key(key: bytes, purpose: str) -> bytes:
+    """A separate 32-byte key for one purpose (HKDF-SHA256), so one secret key can serve
+    fingerprints and journal encryption without the two uses ever sharing a key."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None,
+                info=f"secretshift {purpose}".encode()).derive(key)

@@ -28,6 +28,7 @@ class Workspace:
         self._backends: dict[str, Backend] = {}
         self._fingerprinter: crypto.Fingerprinter | None = None
         self._key_id = ""
+        self._key: bytes | None = None
 
     def __enter__(self) -> Workspace:
         return self
@@ -59,7 +60,7 @@ class Workspace:
     def fingerprint(self) -> crypto.Fingerprinter:
         """The keyed fingerprint function (the key comes from the config or a local file)."""
         if self._fingerprinter is None:
-            key = self._fingerprint_key()
+            key = self.fingerprint_key
             self._fingerprinter = crypto.Fingerprinter(key)
             self._key_id = crypto.key_check_value(key)[:16]
         return self._fingerprinter
@@ -69,6 +70,13 @@ class Workspace:
         """A short identifier of the fingerprint key (not the key), recorded in plans."""
         self.fingerprint  # noqa: B018 - loads the key
         return self._key_id
+
+    @property
+    def fingerprint_key(self) -> bytes:
+        """The raw fingerprint key (the journal's encryption key is derived from it)."""
+        if self._key is None:
+            self._key = self._fingerprint_key()
+        return self._key
 
     def _fingerprint_key(self) -> bytes:
         if self.config.fingerprint_key is not None:

@@ -176,20 +176,20 @@ def test_full_example_loads_every_key():
         "address": "https://vault.example.com:8200", "token": SecretValue.from_text(ENV_TOKEN),
         "namespace": "platform", "secret_engine": "kv", "base_path": "harness", "kv_version": 2,
         "ca_cert": str(VALID / "certs/ca.pem"), "read_only": False, "file_encoding": "utf-8",
-        "max_value_bytes": 1048576, "timeout": 7.5, "parallelism": 8,
+        "max_value_bytes": 1048576, "timeout": 7.5, "parallelism": 8, "retries": 3,
     }
     assert config.managers["aws"] == ManagerConfig(
-        id="aws", type="aws_secrets_manager", read_only=False, line=23,
+        id="aws", type="aws_secrets_manager", read_only=False, line=24,
         settings={"region": "eu-west-1", "prefix": "harness/", "endpoint_url": "http://127.0.0.1:5000",
                   "profile": "migration", "read_only": False, "parallelism": 4},
     )
     assert config.secrets == (
-        SecretPlacement("db_password", Kind.TEXT, "corp_vault", source="harness", mode="copy", line=32),
-        SecretPlacement("db_password", Kind.FILE, "aws", source=None, mode="move", line=37),
+        SecretPlacement("db_password", Kind.TEXT, "corp_vault", source="harness", mode="copy", line=33),
+        SecretPlacement("db_password", Kind.FILE, "aws", source=None, mode="move", line=38),
     )
     assert config.migrations == (
         Migration("harness", "corp_vault", "move", kinds=(Kind.FILE,), include=("app_*", "db_*"),
-                  exclude=("*_old",), line=41),
+                  exclude=("*_old",), line=42),
     )
     assert config.on_conflict == "skip"
     assert config.reference_paths == ("pipelines/**/*.yaml", "templates/*.json")
@@ -206,7 +206,7 @@ def test_defaults_are_filled_in():
         "address": "https://vault.example.com", "token": SecretValue.from_text(ENV_TOKEN),
         "namespace": None, "secret_engine": "secret", "base_path": "", "kv_version": "auto",
         "ca_cert": None, "read_only": False, "file_encoding": "base64", "max_value_bytes": None,
-        "timeout": None, "parallelism": None,
+        "timeout": None, "parallelism": None, "retries": 5,
     }
     assert dict(config.managers["aws"].settings) == {
         "region": None, "prefix": "", "endpoint_url": None, "profile": None,

@@ -1,0 +1,205 @@
+"""The apply and rollback use cases: lock, journal, resume, interruption.
+
+`commands.apply` and `commands.rollback` are these. Only one apply or rollback runs per
+config at a time (lock.py); every apply that gets as far as writing has a journal; an
+apply whose journal is unfinished (killed, interrupted, failed) is resumed by the next
+`apply`, or undone by `rollback`, before any other plan may be applied.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import signal
+import socket
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from engine import __version__
+from engine.applier import Outcome, apply_plan, check_current, preflight, run_actions
+from engine.errors import PlanError, StalePlan, UsageError
+from engine.journal import Journal, JournalState, journal_key, latest
+from engine.lock import ApplyLock
+from engine.plan import Plan
+from engine.planfile import load_plan
+from engine.planning import compute_plan
+from engine.render import RENDERERS
+from engine.render.text import action_line
+from engine.rollback import Undo, plan_rollback, run_rollback
+from engine.workspace import Workspace
+
+EXIT_OK, EXIT_ERROR = 0, 1
+
+
+def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_approve: bool, console,
+          force_unlock: str | None = None) -> int:
+    """Resume an unfinished apply, or apply a saved plan, or plan now, show, ask, apply."""
+    with ws_factory() as ws, ApplyLock(ws.state_dir, force_unlock, console.err):
+        unfinished = _unfinished(ws)
+        if unfinished is not None:
+            return _resume(ws, unfinished, plan_file, console)
+        to_apply = _plan_to_apply(ws, plan_file, console)
+        if not to_apply.has_changes:
+            if plan_file:
+                console.out("No changes in this plan; nothing to apply.")
+            return EXIT_OK
+        if not plan_file and not auto_approve and not console.ask(
+            f"Apply these {len(to_apply.changes)} changes? Only 'yes' will be accepted: "
+        ):
+            console.err("Apply cancelled; nothing was changed.")
+            return EXIT_ERROR
+        with _stop_on_interrupt(console) as stop_requested:
+            outcomes = apply_plan(
+                to_apply, ws.backends(), ws.fingerprint,
+                start_journal=lambda: _new_journal(ws, to_apply),
+                progress=lambda o: console.out(_outcome_line(o, console.color)),
+                stop_requested=stop_requested,
+            )
+    console.out(_apply_summary(outcomes))
+    return EXIT_OK
+
+
+def _plan_to_apply(ws: Workspace, plan_file: str | None, console) -> Plan:
+    if plan_file:  # reviewed already: apply it as it is, without asking again
+        to_apply = load_plan(plan_file)
+        _check_saved_plan(to_apply, ws, plan_file)
+    else:
+        to_apply = compute_plan(ws)
+        console.out(RENDERERS["text"](to_apply, color=console.color))
+    if to_apply.errors:
+        first = to_apply.errors[0]
+        raise PlanError(f"the plan has {len(to_apply.errors)} error(s), nothing was applied; "
+                        f"the first: {first.code}: {first.message}")
+    return to_apply
+
+
+def _check_saved_plan(saved: Plan, ws: Workspace, plan_file: str) -> None:
+    if saved.config_digest != ws.config.digest:
+        raise StalePlan(f"stale plan: {ws.config.path.name} changed since {plan_file} was made; "
+                        f"nothing was written. Run plan again")
+    if saved.fingerprint_key_id != ws.fingerprint_key_id:
+        raise StalePlan(f"{plan_file} was made with another fingerprint key; nothing was written "
+                        f"(set fingerprint_key in the config so plan and apply share one)")
+
+
+def _unfinished(ws: Workspace) -> JournalState | None:
+    state = latest(ws.state_dir)
+    return None if state is None or state.finished else state
+
+
+def _resume(ws: Workspace, state: JournalState, plan_file: str | None, console) -> int:
+    """Finish the apply a journal says was not finished, without redoing verified steps."""
+    if plan_file and load_plan(plan_file).changes != state.plan.changes:
+        raise UsageError(f"apply {state.apply_id} did not finish ({state.status}); resume it with "
+                         f"`secretshift apply` (no plan file) or undo it with `secretshift rollback` first")
+    if state.plan.config_digest != ws.config.digest:
+        raise UsageError(f"cannot resume apply {state.apply_id}: {ws.config.path.name} changed since it "
+                         f"started; restore the config, or undo the apply with `secretshift rollback`")
+    changes = state.plan.changes
+    done = sum(1 for record in state.actions.values() if "done" in record.steps or "already" in record.steps)
+    console.out(f"Resuming apply {state.apply_id} ({state.status} after {done} of {len(changes)} actions).")
+    backends = ws.backends()
+    try:
+        already = check_current(changes, backends, ws.fingerprint)
+    except StalePlan as stale:
+        raise StalePlan(f"cannot resume apply {state.apply_id}: {stale}; undo it with `secretshift rollback`") from None
+    preflight(changes, backends)
+    journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
+    journal.write({"event": "resume", **_about()})
+    with _stop_on_interrupt(console) as stop_requested:
+        outcomes = run_actions(changes, already, backends, ws.fingerprint, journal,
+                               progress=lambda o: console.out(_outcome_line(o, console.color)),
+                               stop_requested=stop_requested)
+    console.out(_apply_summary(outcomes))
+    return EXIT_OK
+
+
+def _new_journal(ws: Workspace, plan: Plan) -> Journal:
+    apply_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
+    return Journal.create(ws.state_dir, apply_id, journal_key(ws.fingerprint_key), plan, _about())
+
+
+def _about() -> dict:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "user": user,
+            "host": socket.gethostname(), "pid": os.getpid(), "secretshift_version": __version__}
+
+
+@contextmanager
+def _stop_on_interrupt(console) -> Iterator[Callable[[], bool]]:
+    """Ctrl-C once: finish the current step, then stop with a resumable journal.
+    Ctrl-C twice: stop at once (the journal still says how far it got)."""
+    requested = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield requested.is_set
+        return
+
+    def handler(signum, frame):
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+        console.err("Stopping after the current step (press Ctrl-C again to stop at once)...")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield requested.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _apply_summary(outcomes: list[Outcome]) -> str:
+    done = Counter(o.action.action for o in outcomes)
+    return (f"Apply complete! {done['move']} moved, {done['copy']} copied, {done['update']} updated, "
+            f"{done['delete']} deleted; every write was read back and matched.")
+
+
+def _outcome_line(outcome: Outcome, color: bool) -> str:
+    suffix = "  done, verified" if outcome.status == "done" else "  already done"
+    return action_line(outcome.action, color) + suffix
+
+
+# --- rollback ---------------------------------------------------------------------
+
+def rollback(ws_factory: Callable[[], Workspace], auto_approve: bool, console,
+             force_unlock: str | None = None) -> int:
+    """Undo the last apply recorded in the journal."""
+    with ws_factory() as ws, ApplyLock(ws.state_dir, force_unlock, console.err):
+        state = latest(ws.state_dir)
+        if state is None:
+            raise UsageError(f"nothing to roll back: no apply has been journaled beside {ws.config.path.name}")
+        if state.status == "rolled_back":
+            raise UsageError(f"the last apply ({state.apply_id}) was already rolled back")
+        journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
+        backends = ws.backends()
+        undos = plan_rollback(state, journal, backends, ws.fingerprint)
+        if not undos:
+            journal.end("rolled_back", undone=0)
+            console.out(f"Apply {state.apply_id} changed nothing that is still in place; nothing to undo.")
+            return EXIT_OK
+        console.out(f"Rollback of apply {state.apply_id} ({state.begin.get('time', '?')}):\n")
+        console.out("\n".join(_undo_line(u) for u in undos) + "\n")
+        if not auto_approve and not console.ask(f"Undo these {len(undos)} actions? Only 'yes' will be accepted: "):
+            console.err("Rollback cancelled; nothing was changed.")
+            return EXIT_ERROR
+        run_rollback(undos, backends, journal)
+    console.out(f"Rollback complete! {len(undos)} action(s) undone; every restored value was read back and matched.")
+    return EXIT_OK
+
+
+def _undo_line(undo: Undo) -> str:
+    a = undo.action
+    parts = []
+    if undo.restore_source is not None:
+        parts.append(f"restore in {a.source}")
+    if undo.restore_target is not None:
+        parts.append(f"put back the previous value in {a.target}")
+    elif undo.remove_target:
+        parts.append(f"remove from {a.target} ({a.target_location})")
+    return f"  < undo {a.action:<6} {a.id.kind.value:<4} {a.id.name}: " + ", ".join(parts)

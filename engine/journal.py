@@ -1,0 +1,179 @@
+"""The apply journal: every step of an apply, recorded durably before moving on.
+
+One JSON-lines file per apply under `.secretshift/journal/`. The first record holds the
+plan (fingerprints, never values); then one record per step of each action; last, how
+the apply ended. Values the journal must keep to undo a step (a source's last value
+before it is deleted, a target's value before it is overwritten) are sealed with
+AES-256-GCM under a key derived from the fingerprint key, bound to (apply, action, step).
+Nothing is ever kept in clear. Each record is flushed and fsynced before the step it
+announces is taken, so a crash leaves a journal that tells exactly how far it got.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine import crypto
+from engine.errors import PlanError, SecretShiftError
+from engine.model import SecretValue
+from engine.plan import Plan
+
+JOURNAL_DIR = "journal"
+FINISHED = ("complete", "rolled_back")
+
+
+class JournalError(SecretShiftError):
+    """A journal file cannot be read or trusted."""
+
+
+@dataclass
+class ActionRecord:
+    """What the journal says about one action: its steps, in order."""
+
+    steps: list[str] = field(default_factory=list)
+    sealed: dict[str, str] = field(default_factory=dict)  # step -> sealed value (base64)
+
+
+@dataclass
+class JournalState:
+    """A journal read back: the plan, each action's steps, and how it ended."""
+
+    apply_id: str
+    path: Path
+    begin: dict[str, Any]
+    plan: Plan
+    actions: dict[int, ActionRecord]
+    status: str  # running (no end record: killed), complete, failed, interrupted, rolled_back...
+    rollback_steps: dict[int, list[str]]
+
+    @property
+    def finished(self) -> bool:
+        """True when nothing is left to resume."""
+        return self.status in FINISHED
+
+
+class Journal:
+    """Appends records to one apply's journal file (thread-safe, fsynced)."""
+
+    def __init__(self, path: Path, apply_id: str, key: bytes):
+        self.path = path
+        self.apply_id = apply_id
+        self._key = key
+        self._lock = threading.Lock()
+
+    @classmethod
+    def create(cls, state_dir: Path, apply_id: str, key: bytes, plan: Plan, about: dict) -> Journal:
+        """Start the journal of a new apply, recording the plan it carries out."""
+        folder = state_dir / JOURNAL_DIR
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        journal = cls(folder / f"{apply_id}.jsonl", apply_id, key)
+        journal.write({"event": "begin", "apply_id": apply_id, **about, "plan": plan.to_dict()})
+        return journal
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append one record and make it durable before returning."""
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with self._lock:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line.encode("utf-8"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def step(self, index: int, step: str, keep: SecretValue | None = None) -> None:
+        """Record that action `index` reached `step`; `keep` is sealed into the record."""
+        record: dict[str, Any] = {"event": "step", "index": index, "step": step}
+        if keep is not None:
+            sealed = crypto.seal(self._key, keep.data, self._bound(index, step))
+            record["sealed"] = base64.b64encode(sealed).decode("ascii")
+        self.write(record)
+
+    def end(self, status: str, **details: Any) -> None:
+        """Record how the apply (or rollback) ended."""
+        self.write({"event": "end", "status": status, **details})
+
+    def unseal(self, index: int, step: str, sealed: str) -> SecretValue:
+        """The value kept at `step` of action `index`."""
+        try:
+            return SecretValue(crypto.unseal(self._key, base64.b64decode(sealed), self._bound(index, step)))
+        except (crypto.WrongKey, ValueError):
+            raise JournalError(
+                f"{self.path}: the value kept for action {index} ({step}) cannot be decrypted "
+                f"(the fingerprint key changed, or the journal was altered)"
+            ) from None
+
+    def _bound(self, index: int, step: str) -> bytes:
+        return f"secretshift journal\x00{self.apply_id}\x00{index}\x00{step}".encode()
+
+
+def journal_key(fingerprint_key: bytes) -> bytes:
+    """The key journal values are sealed with, derived from the fingerprint key."""
+    return crypto.derive_key(fingerprint_key, "journal v1")
+
+
+def read_journal(path: Path) -> JournalState:
+    """Parse a journal file; a torn last line (a crash mid-write) is ignored."""
+    records = list(_records(path))
+    if not records or records[0].get("event") != "begin":
+        raise JournalError(f"{path}: not a secretshift journal (no begin record)")
+    begin = records[0]
+    try:
+        plan = Plan.from_dict(begin["plan"])
+    except (KeyError, TypeError, ValueError, PlanError) as error:
+        raise JournalError(f"{path}: the plan in this journal cannot be read ({error})") from None
+    actions: dict[int, ActionRecord] = {}
+    rollback: dict[int, list[str]] = {}
+    status = "running"
+    for record in records[1:]:
+        event = record.get("event")
+        if event == "step":
+            entry = actions.setdefault(int(record["index"]), ActionRecord())
+            entry.steps.append(record["step"])
+            if "sealed" in record:
+                entry.sealed[record["step"]] = record["sealed"]
+        elif event == "rollback_step":
+            rollback.setdefault(int(record["index"]), []).append(record["step"])
+        elif event == "end":
+            status = record["status"]
+        elif event == "rollback_begin":
+            status = "rolling_back"
+    return JournalState(begin["apply_id"], path, begin, plan, actions, status, rollback)
+
+
+def _records(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as error:
+        raise JournalError(f"cannot read journal {path}: {error.strerror}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if number == len(lines):  # an unterminated last line, torn by a crash: that step never happened
+                return
+            raise JournalError(f"{path}:{number}: the journal is damaged (not a JSON record)") from None
+        if not isinstance(record, dict):
+            raise JournalError(f"{path}:{number}: the journal is damaged (not a JSON object)")
+        yield record
+
+
+def journals(state_dir: Path) -> list[Path]:
+    """Every journal beside the config, oldest first (apply ids sort by time)."""
+    folder = state_dir / JOURNAL_DIR
+    return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+
+
+def latest(state_dir: Path) -> JournalState | None:
+    """The most recent journal, or None."""
+    paths = journals(state_dir)
+    return read_journal(paths[-1]) if paths else None

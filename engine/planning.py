@@ -1,0 +1,101 @@
+"""Refresh and plan: what `plan` shows and what `apply` without a plan file carries out.
+
+Reads every manager (inventory), scans the configured reference files, runs the pure
+planner, and adds what the managers' credentials would refuse as plan errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+from pathlib import Path
+
+import engine
+from engine import references as refs_mod
+from engine.applier import access_problems
+from engine.errors import UsageError
+from engine.inventory import refresh
+from engine.model import SecretId
+from engine.plan import Plan
+from engine.planner import make_plan
+from engine.workspace import Workspace
+
+
+def compute_plan(ws: Workspace) -> Plan:
+    """Refresh every manager, scan references, and compute the plan."""
+    backends = ws.backends()
+    inventory = refresh(backends, ws.fingerprint, _parallelism(ws))
+    referenced = [secret_of(r) for r in scan_reference_files(ws)[0]]
+    plan = make_plan(ws.config, inventory, backends, referenced)
+    refused = access_problems(plan.changes, backends)  # what the credentials would refuse
+    return dataclasses.replace(
+        plan,
+        errors=plan.errors + tuple(refused),
+        config_digest=ws.config.digest,
+        fingerprint_key_id=ws.fingerprint_key_id,
+        secretshift_version=engine.__version__,
+    )
+
+
+def scan_reference_files(ws: Workspace, paths: list[str] | None = None):
+    """Scan the given files/folders, or the config's `references.paths` globs."""
+    files = _expand_paths(paths) if paths else _glob_config_paths(ws)
+    found, unresolvable = [], []
+    for file in files:
+        text = read_text(file)
+        if text is None:
+            continue
+        result = refs_mod.scan(text, display_path(file))
+        found.extend(result.references)
+        unresolvable.extend(result.unresolvable)
+    return found, unresolvable
+
+
+def _glob_config_paths(ws: Workspace) -> list[Path]:
+    base = ws.config.base_dir
+    matched = set()
+    for pattern in ws.config.reference_paths:
+        for hit in glob.glob(pattern, root_dir=base, recursive=True):
+            path = base / hit
+            if path.is_file():
+                matched.add(path)
+    return sorted(matched)
+
+
+def _expand_paths(paths: list[str]) -> list[Path]:
+    files = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{raw}: no such file or folder")
+    return files
+
+
+def read_text(path: Path) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    if b"\x00" in data:
+        return None  # binary file: no references in it
+    return data.decode("utf-8", errors="surrogateescape")
+
+
+def display_path(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)
+
+
+def secret_of(reference) -> SecretId:
+    return SecretId(reference.kind, reference.name)
+
+
+def _parallelism(ws: Workspace) -> dict[str, int]:
+    return {m: int(c.settings.get("parallelism") or 8) for m, c in ws.config.managers.items()}

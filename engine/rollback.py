@@ -1,0 +1,118 @@
+"""Undo an apply from its journal: put back deleted sources and overwritten targets
+from the values the journal sealed, remove what the apply created, verify each step.
+
+Everything is checked before anything is changed: a secret changed by someone else since
+the apply makes rollback refuse, naming it, with nothing touched. Like apply, rollback is
+journaled and state-based, so an interrupted rollback can simply be run again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from engine.applier import Fingerprint, fingerprint_in
+from engine.backends.base import Backend
+from engine.errors import SecretShiftError, VerificationFailed
+from engine.journal import Journal, JournalState
+from engine.model import SecretValue
+from engine.plan import Action
+
+
+class RollbackRefused(SecretShiftError):
+    """A secret the apply touched was changed since; nothing was rolled back."""
+
+
+@dataclass(frozen=True)
+class Undo:
+    """What rollback does for one action."""
+
+    index: int
+    action: Action
+    restore_source: SecretValue | None  # the value to write back to the source, if deleted
+    restore_target: SecretValue | None  # the target's value before an overwrite
+    remove_target: bool  # the apply created the target copy: delete it (recoverably)
+
+    @property
+    def needed(self) -> bool:
+        return self.restore_source is not None or self.restore_target is not None or self.remove_target
+
+
+def plan_rollback(state: JournalState, journal: Journal, backends: Mapping[str, Backend],
+                  fingerprint: Fingerprint) -> list[Undo]:
+    """The undo steps, last action first; raises RollbackRefused if anything changed since."""
+    changes = state.plan.changes
+    undos, problems = [], []
+    for index in sorted(state.actions, reverse=True):
+        record = state.actions[index]
+        if not {"written", "source_value"} & set(record.steps):
+            continue  # this action never changed anything
+        undo = _undo(index, changes[index], record, journal, backends, fingerprint, problems)
+        if undo is not None and undo.needed:
+            undos.append(undo)
+    if problems:
+        shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise RollbackRefused(f"rollback refused, nothing was changed: {shown}")
+    return undos
+
+
+def _undo(index, action, record, journal, backends, fingerprint, problems) -> Undo | None:
+    source_fp = fingerprint_in(backends[action.source], action.id, fingerprint)
+    target_fp = fingerprint_in(backends[action.target], action.id, fingerprint)
+    previous = (journal.unseal(index, "target_previous", record.sealed["target_previous"])
+                if "target_previous" in record.sealed else None)
+    restore_source = remove_target = False
+    if action.delete_source and source_fp is None:
+        if "source_value" not in record.sealed:
+            problems.append(f"{action.id} is gone from manager {action.source!r}, and the journal kept no value of it")
+            return None
+        restore_source = True
+    elif action.delete_source and source_fp != action.source_fingerprint:
+        problems.append(f"{action.id} changed in manager {action.source!r} since the apply")
+        return None
+    if "written" in record.steps:
+        undone_fp = fingerprint(previous.data) if previous is not None else None
+        if target_fp == action.source_fingerprint:
+            remove_target = previous is None
+        elif target_fp != undone_fp:
+            problems.append(f"{action.id} changed in manager {action.target!r} since the apply")
+            return None
+        else:
+            previous = None  # already put back
+    return Undo(
+        index, action,
+        restore_source=journal.unseal(index, "source_value", record.sealed["source_value"]) if restore_source else None,
+        restore_target=previous if "written" in record.steps and target_fp == action.source_fingerprint else None,
+        remove_target=remove_target,
+    )
+
+
+def run_rollback(undos: list[Undo], backends: Mapping[str, Backend], journal: Journal,
+                 progress: Callable[[Undo], None] = lambda undo: None) -> None:
+    """Carry out the undo steps, sources first, each verified and journaled."""
+    journal.write({"event": "rollback_begin", "actions": len(undos)})
+    try:
+        for undo in undos:
+            action = undo.action
+            if undo.restore_source is not None:
+                _write_verified(backends[action.source], action, undo.restore_source)
+                journal.write({"event": "rollback_step", "index": undo.index, "step": "source_restored"})
+            if undo.restore_target is not None:
+                _write_verified(backends[action.target], action, undo.restore_target)
+                journal.write({"event": "rollback_step", "index": undo.index, "step": "target_restored"})
+            elif undo.remove_target:
+                backends[action.target].delete(action.id)
+                journal.write({"event": "rollback_step", "index": undo.index, "step": "target_removed"})
+            progress(undo)
+    except BaseException as error:  # noqa: BLE001 - the journal must say how rollback ended
+        journal.end("rollback_failed",
+                    error=str(error) if isinstance(error, SecretShiftError) else type(error).__name__)
+        raise
+    journal.end("rolled_back", undone=len(undos))
+
+
+def _write_verified(backend: Backend, action: Action, value: SecretValue) -> None:
+    backend.write(action.id, value)
+    if backend.read(action.id) != value:
+        raise VerificationFailed(f"{action.id} read back from manager {backend.manager_id!r} "
+                                 f"does not match what rollback wrote")

@@ -1,0 +1,215 @@
+"""Journaled apply: resume after a failure or an interruption, rollback, locking.
+
+These run the apply use case in-process (commands.apply / commands.rollback) on a
+builtin source store and a Vault KV v2 target served by the Vault-API simulator.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+from pathlib import Path
+
+import hvac
+import pytest
+
+from engine import commands, execution
+from engine.errors import SecretShiftError, TransientError
+from engine.journal import latest, read_journal
+from engine.lock import LOCK_FILE, LockHeld
+from engine.model import Kind, SecretId, SecretValue
+from engine.rollback import RollbackRefused
+from engine.workspace import Workspace
+
+from conftest import fresh_mount
+
+VALUES = {SecretId(Kind.TEXT, f"t{i:02}"): f"canary-text-{i}-{os.urandom(4).hex()}".encode() for i in range(6)}
+VALUES |= {SecretId(Kind.FILE, f"f{i:02}"): b"\x00\xffcanary-file-" + os.urandom(6) for i in range(4)}
+
+
+class Recorder:
+    """A Console that keeps what was printed and answers prompts from a list."""
+
+    def __init__(self, answers=()):
+        self.lines, self.errors, self.answers = [], [], list(answers)
+        self.color = False
+
+    def out(self, text):
+        self.lines.append(text)
+
+    def err(self, text):
+        self.errors.append(text)
+
+    def ask(self, prompt):
+        return bool(self.answers) and self.answers.pop(0) == "yes"
+
+
+@pytest.fixture
+def project(tmp_path, vault):
+    mount = fresh_mount(vault, 2)
+    (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    (tmp_path / "secretshift.yaml").write_text(f"""version: 1
+managers:
+  harness: {{type: builtin, path: harness.db, key: {{file: master.key}}}}
+  corp_vault: {{type: vault, address: "{vault.url}", token: {{env: JOURNAL_TEST_TOKEN}},
+               secret_engine: {mount}, base_path: harness, retries: 0}}
+migrations:
+  - {{from: harness, to: corp_vault, mode: move}}
+""")
+    os.environ["JOURNAL_TEST_TOKEN"] = vault.root_token
+    with Workspace(tmp_path / "secretshift.yaml") as ws:
+        for secret, data in VALUES.items():
+            ws.backend("harness").write(secret, SecretValue(data))
+    client = hvac.Client(url=vault.url, token=vault.root_token)
+    yield Project(tmp_path, mount, client, vault)
+    vault.clear_faults()
+
+
+class Project:
+    def __init__(self, root: Path, mount: str, client: hvac.Client, vault):
+        self.root, self.mount, self.client, self.vault = root, mount, client, vault
+        self.config = root / "secretshift.yaml"
+
+    def holdings(self, manager: str) -> dict[SecretId, bytes]:
+        with Workspace(self.config) as ws:
+            backend = ws.backend(manager)
+            return {s: backend.read(s).data for s in backend.list_ids() if backend.read(s) is not None}
+
+    def apply(self, **kw) -> int:
+        return commands.apply(self.config, None, True, Recorder(), **kw)
+
+    def rollback(self) -> int:
+        return commands.rollback(self.config, True, Recorder())
+
+
+def test_a_complete_apply_leaves_a_journal_of_every_step_with_no_value_in_clear(project):
+    assert project.apply() == 0
+    state = latest(project.root / ".secretshift")
+    assert state.status == "complete"
+    assert len(state.actions) == len(VALUES)
+    assert all(r.steps == ["started", "written", "verified", "source_value", "source_deleted", "done"]
+               for r in state.actions.values())
+    raw = state.path.read_bytes()
+    for data in VALUES.values():
+        assert data not in raw and base64.b64encode(data) not in raw
+    assert oct(state.path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_failure_after_some_writes_is_resumed_by_the_next_apply(project):
+    project.vault.add_fault(status=500, path_regex=r"SECRET_TEXT/t03", method="POST", count=None)
+    with pytest.raises(TransientError):
+        project.apply()
+    state = latest(project.root / ".secretshift")
+    assert state.status == "failed"
+    assert project.holdings("harness")  # nothing lost: the failed secret still has its source
+    project.vault.clear_faults()
+    console = Recorder()
+    assert commands.apply(project.config, None, True, console) == 0
+    assert any("Resuming apply" in line for line in console.lines)
+    assert project.holdings("corp_vault") == VALUES
+    assert project.holdings("harness") == {}
+    assert latest(project.root / ".secretshift").status == "complete"
+
+
+def test_an_interrupted_apply_stops_between_actions_and_resumes(project, monkeypatch):
+    calls = iter(range(100))
+    monkeypatch.setattr(execution, "_stop_on_interrupt", _stop_after(lambda: next(calls) >= 3))
+    with pytest.raises(SecretShiftError, match="interrupted after 3 of 10 actions"):
+        project.apply()
+    assert latest(project.root / ".secretshift").status == "interrupted"
+    assert len(project.holdings("corp_vault")) == 3
+    monkeypatch.undo()
+    assert project.apply() == 0
+    assert project.holdings("corp_vault") == VALUES
+
+
+def _stop_after(predicate):
+    from contextlib import contextmanager
+
+    @contextmanager
+    def fake(console):
+        yield predicate
+
+    return fake
+
+
+def test_rollback_after_a_complete_apply_restores_the_original_layout(project):
+    before = project.holdings("harness")
+    assert project.apply() == 0
+    assert project.rollback() == 0
+    assert project.holdings("harness") == before
+    assert project.holdings("corp_vault") == {}
+    assert latest(project.root / ".secretshift").status == "rolled_back"
+    assert project.apply() == 0  # and the migration can be done again
+    assert project.holdings("corp_vault") == VALUES
+
+
+def test_rollback_is_refused_when_a_value_changed_since_and_changes_nothing(project):
+    assert project.apply() == 0
+    changed = SecretId(Kind.TEXT, "t01")
+    with Workspace(project.config) as ws:
+        ws.backend("corp_vault").write(changed, SecretValue(b"someone else's value"))
+    with pytest.raises(RollbackRefused, match="text secret 't01' changed in manager 'corp_vault'"):
+        project.rollback()
+    assert project.holdings("harness") == {}
+    assert project.holdings("corp_vault")[changed] == b"someone else's value"
+
+
+def test_rollback_of_an_overwrite_puts_the_old_target_value_back(project):
+    secret = SecretId(Kind.TEXT, "t00")
+    with Workspace(project.config) as ws:
+        ws.backend("corp_vault").write(secret, SecretValue(b"old target value"))
+    project.config.write_text(project.config.read_text() + "on_conflict: overwrite\n")
+    assert project.apply() == 0
+    assert project.holdings("corp_vault")[secret] == VALUES[secret]
+    assert project.rollback() == 0
+    assert project.holdings("corp_vault") == {secret: b"old target value"}
+    assert project.holdings("harness") == VALUES
+
+
+def test_a_second_apply_while_one_runs_fails_clearly(project):
+    lock = project.root / ".secretshift" / LOCK_FILE
+    lock.parent.mkdir(exist_ok=True)
+    lock.write_text(json.dumps({"id": "abc123", "owner": "ci", "host": socket.gethostname(),
+                                "pid": os.getppid(), "since": "2026-12-03T10:00:00Z"}))
+    with pytest.raises(LockHeld, match="another apply is running.*--force-unlock abc123"):
+        project.apply()
+    assert project.holdings("corp_vault") == {}
+    assert project.apply(force_unlock="abc123") == 0
+    assert not lock.exists()
+
+
+def test_a_lock_left_by_a_dead_process_is_broken(project):
+    lock = project.root / ".secretshift" / LOCK_FILE
+    lock.parent.mkdir(exist_ok=True)
+    lock.write_text(json.dumps({"id": "dead01", "owner": "ci", "host": socket.gethostname(),
+                                "pid": 2 ** 22 + 17, "since": "2026-12-03T10:00:00Z"}))
+    assert project.apply() == 0
+    assert project.holdings("corp_vault") == VALUES
+
+
+def test_resume_is_refused_when_the_config_changed(project):
+    project.vault.add_fault(status=500, path_regex=r"SECRET_TEXT/t03", method="POST", count=None)
+    with pytest.raises(TransientError):
+        project.apply()
+    project.vault.clear_faults()
+    project.config.write_text(project.config.read_text() + "on_conflict: skip\n")
+    with pytest.raises(SecretShiftError, match="changed since it started"):
+        project.apply()
+    assert project.rollback() == 0  # undo is always possible
+    assert project.holdings("harness") == VALUES
+    assert project.holdings("corp_vault") == {}
+
+
+def test_a_torn_last_journal_line_is_ignored(project):
+    project.vault.add_fault(status=500, path_regex=r"SECRET_TEXT/t03", method="POST", count=None)
+    with pytest.raises(TransientError):
+        project.apply()
+    project.vault.clear_faults()
+    path = latest(project.root / ".secretshift").path
+    path.write_bytes(path.read_bytes()[:-5])  # a crash in the middle of the last record
+    assert read_journal(path).status == "running"
+    assert project.apply() == 0
+    assert project.holdings("corp_vault") == VALUES
