@@ -14,6 +14,7 @@ from engine.backends.base import Backend
 REGISTRY: dict[str, str] = {
     "builtin": "engine.backends.builtin:BuiltinBackend",
     "vault": "engine.backends.vault:VaultBackend",
+    "aws_secrets_manager": "engine.backends.aws:AwsSecretsManagerBackend",
 }
 
 

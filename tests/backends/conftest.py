@@ -9,6 +9,7 @@ one wrote. Adding a manager type to the suite is one factory and one entry in ST
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -56,7 +57,45 @@ def vault_store(version: int) -> Callable[[pytest.FixtureRequest, Path], MakeBac
     return factory
 
 
+_aws_prefixes = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto's AWS server on 127.0.0.1 for the whole session, with dummy credentials in the
+    environment (the backend takes credentials only from the standard AWS chain)."""
+    from motoserver import DUMMY_CREDENTIALS, MotoServer
+
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in DUMMY_CREDENTIALS.items():
+            env.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL",
+                     "AWS_ENDPOINT_URL_SECRETS_MANAGER"):
+            env.delenv(name, raising=False)
+        env.setenv("AWS_CONFIG_FILE", "/nonexistent/secretshift-tests/aws-config")
+        env.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/secretshift-tests/aws-credentials")
+        server = MotoServer().start()
+        yield server
+        server.stop()
+
+
+def aws_store(request: pytest.FixtureRequest, tmp_path: Path) -> MakeBackend:
+    """A fresh name prefix on the session's moto server, so tests never see each other's secrets."""
+    from engine.backends.aws import AwsSecretsManagerBackend
+    from motoserver import REGION
+
+    server = request.getfixturevalue("moto_server")
+    settings = {"endpoint_url": server.url, "region": REGION,
+                "prefix": f"contract-{next(_aws_prefixes):04d}/"}
+
+    def make(read_only: bool = False) -> Backend:
+        return AwsSecretsManagerBackend.from_settings("aws", {**settings, "read_only": read_only})
+
+    return make
+
+
 STORES: dict[str, Callable[[pytest.FixtureRequest, Path], MakeBackend]] = {
+    "aws": aws_store,
     "builtin": builtin_store,
     "vault_kv1": vault_store(1),
     "vault_kv2": vault_store(2),

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from engine.backends.base import Backend
-from engine.errors import ReadOnlyManager
+from engine.errors import BackendError, InvalidName, ReadOnlyManager
 from engine.model import Kind, SecretId, SecretValue
 
 ALL_BYTES = bytes(range(256))
@@ -51,10 +51,32 @@ ROUND_TRIPS = {
 }
 
 
+# What each manager's own rules refuse among the round-trip cases (AWS: no empty value,
+# 64 KiB at most, no spaces in names). Everything else must round-trip everywhere.
+REFUSED_BY = {"aws_secrets_manager": {"empty file", "512 KiB file", "name with spaces"}}
+
+
+def refusal(backend: Backend, secret: SecretId, value: SecretValue) -> str | None:
+    """Why this manager's rules refuse the secret (checked without I/O), or None."""
+    return backend.name_problem(secret) or backend.size_problem(secret, len(value))
+
+
+def test_each_manager_refuses_exactly_what_its_rules_say(backend: Backend) -> None:
+    """The pure name/size checks refuse only what the manager really cannot hold."""
+    refused = {case for case, (secret, value) in ROUND_TRIPS.items() if refusal(backend, secret, value)}
+    assert refused == REFUSED_BY.get(backend.type_name, set())
+
+
 @pytest.mark.parametrize("case", sorted(ROUND_TRIPS))
 def test_written_value_reads_back_byte_for_byte(backend: Backend, case: str) -> None:
-    """A written value reads back exactly, and the secret is listed under its kind."""
+    """A written value reads back exactly, and the secret is listed under its kind; a value
+    the manager's rules refuse is refused by write too, before anything is stored."""
     secret, value = ROUND_TRIPS[case]
+    if refusal(backend, secret, value):
+        with pytest.raises((BackendError, InvalidName)):
+            backend.write(secret, value)
+        assert backend.list_ids() == []
+        return
     backend.write(secret, value)
     got = backend.read(secret)
     assert got is not None
@@ -63,8 +85,8 @@ def test_written_value_reads_back_byte_for_byte(backend: Backend, case: str) -> 
 
 
 def test_every_round_trip_case_coexists_in_one_store(backend: Backend) -> None:
-    """All the round-trip values stored side by side keep their own values."""
-    expected = dict(ROUND_TRIPS.values())
+    """All the round-trip values the manager accepts, stored side by side, keep their own values."""
+    expected = {s: v for s, v in ROUND_TRIPS.values() if not refusal(backend, s, v)}
     for secret, value in expected.items():
         backend.write(secret, value)
     assert snapshot(backend) == expected
@@ -104,10 +126,16 @@ def test_deleted_secret_reads_none_and_is_not_listed(backend: Backend) -> None:
 
 
 def test_deleted_secret_can_be_written_again(backend: Backend) -> None:
-    """A name freed by delete takes a new value."""
+    """A name freed by delete takes a new value; AWS keeps a deleted name reserved for its
+    recovery window, so there the write is refused with how to restore it."""
     secret = file_id("phoenix")
     backend.write(secret, SecretValue(b"first"))
     backend.delete(secret)
+    if backend.type_name == "aws_secrets_manager":
+        with pytest.raises(BackendError, match="restore"):
+            backend.write(secret, SecretValue(b"second"))
+        assert backend.read(secret) is None
+        return
     backend.write(secret, SecretValue(b"second"))
     assert backend.read(secret) == SecretValue(b"second")
     assert backend.list_ids() == [secret]

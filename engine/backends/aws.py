@@ -1,0 +1,564 @@
+"""AWS Secrets Manager as a secretshift manager, through boto3.
+
+Layout (DESIGN.md, contract): a text secret NAME is the AWS secret `<prefix>NAME` holding
+a SecretString; a file secret NAME is `<prefix>files/NAME` holding a SecretBinary (boto3
+base64-encodes it on the wire, bytes round-trip exactly). `location()` is that AWS name.
+Listing maps names back: under the prefix, `files/<n>` is file `n`, a name without `/`
+is text; any other name (`team/db`, `files/a/b`, `files/`) is not in secretshift's
+layout and is left out of `list_ids` (`unmapped_names()` lists them, for discovery).
+
+AWS rules that moto does not enforce are checked here, before any request: names of
+1-512 characters from `[A-Za-z0-9/_+=.@-]` (prefix included), values of 1-65536 bytes
+(UTF-8 bytes for text, so the check is never looser than AWS's), one of SecretString or
+SecretBinary. A name ending in `-` plus six characters is allowed: AWS advises against
+it only because *partial ARNs* become ambiguous, and secretshift always addresses a
+secret by its full name.
+
+Deletes are recoverable: DeleteSecret with a recovery window (`recovery_window_days`,
+7-30, default 30); `restore()` undoes one. A secret scheduled for deletion reads as
+None and is not listed, `scheduled_for_deletion()` reports it, and writing its name is
+refused with instructions (AWS itself refuses to create that name until it is gone).
+
+Every request goes through `_request`, the one place where botocore exceptions become
+`engine.errors` types. Messages name the manager and the AWS name, never a value.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import re
+import urllib.parse
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import boto3
+import botocore.exceptions as bce
+from botocore.config import Config
+
+from engine.backends.base import Backend, common_name_problem
+from engine.errors import (
+    BackendError,
+    DecryptError,
+    ManagerUnreachable,
+    PermissionDenied,
+    ReadOnlyManager,
+    TransientError,
+    ValueTooLarge,
+)
+from engine.model import Kind, SecretId, SecretValue
+
+FILES_FOLDER = "files/"
+MAX_NAME_LENGTH = 512
+MAX_VALUE_BYTES = 65536
+PAGE_SIZE = 100  # ListSecrets' maximum
+NAME_CHARS = re.compile(r"[A-Za-z0-9/_+=.@-]")
+MANAGED_BY_TAG = "secretshift:managed-by"
+KIND_TAG = "secretshift:kind"
+CREATED_AT_TAG = "secretshift:created-at"
+# Fixed, so tokens are reproducible across versions of secretshift (see _token).
+TOKEN_NAMESPACE = uuid.UUID("6f1d3c2e-5b0a-4e8f-9a61-3c7d2b8e4f10")
+_DENIED = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
+           "ExpiredTokenException", "ExpiredToken", "InvalidClientTokenId", "SignatureDoesNotMatch"}
+_TRANSIENT = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+              "InternalServiceError", "InternalFailure", "ServiceUnavailable", "RequestTimeout"}
+
+
+class ScheduledForDeletion(BackendError):
+    """The AWS name is taken by a secret in its recovery window; `deletion_date` if known."""
+
+    def __init__(self, manager: str, message: str, location: str, deletion_date: datetime | None):
+        self.deletion_date = deletion_date
+        super().__init__(manager, message, location)
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    """An AWS error code the caller asked to handle itself (instead of raising)."""
+
+    code: str
+    message: str
+
+    @property
+    def about_deletion(self) -> bool:
+        return self.code == "InvalidRequestException" and "delet" in self.message.lower()
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """The AWSCURRENT version of a secret as GetSecretValue returned it (None: no value)."""
+
+    version_id: str | None
+    string: str | None = None
+    binary: bytes | None = None
+
+
+_SCHEDULED = object()  # GetSecretValue said the secret is scheduled for deletion
+_UNKNOWN = object()
+
+
+class AwsSecretsManagerBackend(Backend):
+    """One AWS account and region (plus a name prefix), reached through one boto3 client.
+
+    The client is thread-safe, so concurrent reads share it; its connection pool is sized
+    to `parallelism`. Credentials come from the usual AWS chain (environment, `profile`,
+    SSO, instance or task role), never from the config file.
+    """
+
+    type_name: ClassVar[str] = "aws_secrets_manager"
+
+    def __init__(self, manager_id: str, *, region: str | None = None, prefix: str = "",
+                 endpoint_url: str | None = None, profile: str | None = None,
+                 read_only: bool = False, parallelism: int = 8, recovery_window_days: int = 30,
+                 max_attempts: int = 8, connect_timeout: float = 5.0, read_timeout: float = 30.0):
+        super().__init__(manager_id, read_only)
+        self.prefix = _checked_prefix(manager_id, prefix or "")
+        if not 7 <= int(recovery_window_days) <= 30:
+            raise BackendError(manager_id, "recovery_window_days must be between 7 and 30 "
+                               f"(AWS's limits), not {recovery_window_days}")
+        self.recovery_window_days = int(recovery_window_days)
+        config = Config(retries={"mode": "standard", "max_attempts": int(max_attempts)},
+                        connect_timeout=connect_timeout, read_timeout=read_timeout,
+                        max_pool_connections=max(1, int(parallelism)),
+                        user_agent_extra="secretshift")
+        self._client = _make_client(manager_id, region, profile, endpoint_url, config)
+        self.endpoint = self._client.meta.endpoint_url
+        self.region = self._client.meta.region_name
+        _check_tls(manager_id, self.endpoint)
+        # Keys the idempotency tokens; see _token for why it is secret and per instance.
+        self._token_key = os.urandom(32)
+
+    @classmethod
+    def from_settings(cls, manager_id: str, settings: Mapping[str, Any]) -> AwsSecretsManagerBackend:
+        """Build from validated settings; missing or null keys take their defaults."""
+        known = ("region", "prefix", "endpoint_url", "profile", "read_only", "parallelism",
+                 "recovery_window_days", "max_attempts", "connect_timeout", "read_timeout")
+        return cls(manager_id, **{k: settings[k] for k in known if settings.get(k) is not None})
+
+    def __repr__(self) -> str:
+        return f"AwsSecretsManagerBackend({self.manager_id!r}, region={self.region!r}, prefix={self.prefix!r})"
+
+    # ----------------------------------------------------------------- Backend interface
+
+    def location(self, secret: SecretId) -> str:
+        """The AWS secret name: `<prefix><name>` or `<prefix>files/<name>`."""
+        folder = FILES_FOLDER if secret.kind is Kind.FILE else ""
+        return f"{self.prefix}{folder}{secret.name}"
+
+    def list_ids(self) -> list[SecretId]:
+        """Every secret under the prefix in secretshift's layout, not scheduled for deletion.
+
+        ListSecrets is eventually consistent: a secret created or deleted in the last few
+        minutes may be missing or still listed. `read` is exact.
+        """
+        ids = {self._secret_id(e["Name"]) for e in self._entries() if not e.get("DeletedDate")}
+        return sorted(i for i in ids if i is not None)
+
+    def read(self, secret: SecretId) -> SecretValue | None:
+        """The AWSCURRENT value; None when the secret is absent or scheduled for deletion.
+
+        A text secret must be a SecretString (a SecretBinary one is an error naming it);
+        a file secret is its SecretBinary, or the UTF-8 bytes of a SecretString written by
+        another tool. A secret whose current version has no value is an error.
+        """
+        stored = self._fetch(secret, "read")
+        if stored is None or stored is _SCHEDULED:
+            return None
+        where = self.location(secret)
+        if stored.string is None and stored.binary is None:
+            raise BackendError(self.manager_id, f"{secret} has no value: its AWSCURRENT version "
+                               "holds neither SecretString nor SecretBinary", where)
+        if secret.kind is Kind.FILE:
+            binary = stored.binary if stored.binary is not None else stored.string.encode("utf-8")
+            return SecretValue(binary)
+        if stored.string is None:
+            raise BackendError(self.manager_id, f"{secret} is stored as SecretBinary, but text "
+                               "secrets are SecretString; migrate it as a file secret instead", where)
+        return SecretValue.from_text(stored.string)
+
+    def write(self, secret: SecretId, value: SecretValue) -> None:
+        """CreateSecret (tagged) when the name is free, else PutSecretValue as AWSCURRENT.
+
+        Idempotent: a value equal to the current one adds no version, and a resent
+        PutSecretValue carries the same ClientRequestToken (see `_token`). CreateSecret
+        gets a fresh token: a deterministic one would make AWS silently ignore a later
+        create of an earlier value (A, B, A) instead of answering "exists"; a repeated
+        create is caught by that answer and the value comparison instead. A name
+        scheduled for deletion is refused with how to restore it (AWS would refuse it too).
+        """
+        self._refuse_if_read_only(secret, "write")
+        where = self.location(secret)
+        field = self._value_field(secret, value)
+        created = self._request("write", where, "create_secret", handle=("ResourceExistsException",
+                                "InvalidRequestException"), Name=where, Tags=self._tags(secret),
+                                ClientRequestToken=str(uuid.uuid4()), **field)
+        if not isinstance(created, _Refusal):
+            return
+        if created.about_deletion:
+            raise self._scheduled(secret, "write")
+        if created.code != "ResourceExistsException":
+            raise BackendError(self.manager_id, f"cannot write {secret}: AWS refused the request "
+                               f"(InvalidRequestException: {created.message})", where)
+        self._put(secret, value, field)
+
+    def delete(self, secret: SecretId) -> None:
+        """DeleteSecret with the recovery window: recoverable with `restore` until it ends.
+
+        A missing secret, or one already scheduled for deletion, is left as it is.
+        """
+        self._refuse_if_read_only(secret, "delete")
+        where = self.location(secret)
+        reply = self._request("delete", where, "delete_secret",
+                              handle=("ResourceNotFoundException", "InvalidRequestException"),
+                              SecretId=where, RecoveryWindowInDays=self.recovery_window_days)
+        if isinstance(reply, _Refusal) and reply.code != "ResourceNotFoundException" \
+                and not reply.about_deletion:
+            raise BackendError(self.manager_id, f"cannot delete {secret}: AWS refused the request "
+                               f"({reply.code}: {reply.message})", where)
+
+    def restore(self, secret: SecretId) -> None:
+        """Cancel the scheduled deletion of a secret (RestoreSecret); it reads again as before."""
+        self._refuse_if_read_only(secret, "restore")
+        where = self.location(secret)
+        reply = self._request("restore", where, "restore_secret",
+                              handle=("ResourceNotFoundException",), SecretId=where)
+        if isinstance(reply, _Refusal):
+            raise BackendError(self.manager_id, f"cannot restore {secret}: AWS has no secret of "
+                               "that name (never created, or its recovery window has ended)", where)
+
+    def scheduled_for_deletion(self) -> dict[SecretId, datetime]:
+        """Secrets of our layout in their recovery window, with the DeletedDate AWS reports.
+
+        The planner uses this to say "the target name is scheduled for deletion" instead
+        of treating such a secret as missing (AWS refuses to create the name meanwhile).
+        """
+        found = {}
+        for entry in self._entries(include_planned_deletion=True):
+            secret = self._secret_id(entry["Name"])
+            if secret is not None and entry.get("DeletedDate"):
+                found[secret] = entry["DeletedDate"]
+        return dict(sorted(found.items()))
+
+    def unmapped_names(self) -> list[str]:
+        """AWS names under the prefix that are not in secretshift's layout (left out of
+        `list_ids`), e.g. `team/db`; for discovery to report what it skipped."""
+        names = {e["Name"] for e in self._entries() if not e.get("DeletedDate")}
+        return sorted(n for n in names if self._secret_id(n) is None)
+
+    def check_access(self, writes: Iterable[SecretId], deletes: Iterable[SecretId]) -> None:
+        """Preflight: read_only, reachability and credentials, and free target names.
+
+        AWS has no cheap "may I write this" query (IAM simulation needs other rights), so
+        this checks what it can without writing: one ListSecrets call proves the endpoint,
+        region and credentials work, and each planned write's name must not be scheduled
+        for deletion. An IAM policy that forbids CreateSecret, PutSecretValue, TagResource
+        (needed to tag on create) or DeleteSecret surfaces at write time as PermissionDenied.
+        """
+        refused = self._refusals(list(writes), list(deletes))
+        if refused:
+            raise refused[0][1]
+
+    def access_problems(
+        self, writes: Iterable[SecretId], deletes: Iterable[SecretId]
+    ) -> list[tuple[SecretId, str]]:
+        """Every planned write to a name scheduled for deletion (and read_only/credential
+        refusals, which stand for every planned change), as (secret, reason)."""
+        writes, deletes = list(writes), list(deletes)
+        try:
+            return [(secret, error.detail) for secret, error in self._refusals(writes, deletes)]
+        except PermissionDenied as error:
+            return [((writes + deletes)[0], error.detail)]
+
+    def ping(self) -> None:
+        """One ListSecrets call (MaxResults=1): the endpoint answers and accepts the credentials."""
+        self._request("check access", None, "list_secrets", MaxResults=1)
+
+    def name_problem(self, secret: SecretId) -> str | None:
+        """Common rules, then AWS's alphabet and 512-character limit on the full AWS name."""
+        problem = common_name_problem(secret.name)
+        if problem:
+            return problem
+        bad = next((c for c in secret.name if not NAME_CHARS.fullmatch(c)), None)
+        if bad is not None:
+            code = f", U+{ord(bad):04X}" if not bad.isascii() or not bad.isprintable() else ""
+            return ("AWS Secrets Manager names allow only ASCII letters, digits and /_+=.@- "
+                    f"(found {bad!r}{code})")
+        full = self.location(secret)
+        if len(full) > MAX_NAME_LENGTH:
+            return (f"the AWS name would be {len(full)} characters (prefix included), over AWS "
+                    f"Secrets Manager's {MAX_NAME_LENGTH}-character limit")
+        return None
+
+    def size_problem(self, secret: SecretId, size: int) -> str | None:
+        """AWS stores 1 to 65536 bytes (UTF-8 bytes for text); empty values are refused."""
+        if size <= 0:
+            return "AWS Secrets Manager cannot store an empty value"
+        if size > MAX_VALUE_BYTES:
+            return f"a {_size(size)} value is over AWS Secrets Manager's 64 KiB limit ({MAX_VALUE_BYTES} bytes)"
+        return None
+
+    def close(self) -> None:
+        """Close the client's connection pool."""
+        self._client.close()
+
+    # ----------------------------------------------------------------- steps of write
+
+    def _value_field(self, secret: SecretId, value: SecretValue) -> dict[str, Any]:
+        """{"SecretString": text} or {"SecretBinary": bytes}, once the AWS rules pass."""
+        where = self.location(secret)
+        problem = self.name_problem(secret)
+        if problem:
+            raise BackendError(self.manager_id, f"cannot write {secret}: {problem}", where)
+        problem = self.size_problem(secret, len(value))
+        if problem:
+            error_type = ValueTooLarge if len(value) else BackendError
+            raise error_type(self.manager_id, f"cannot write {secret}: {problem}", where)
+        if secret.kind is Kind.FILE:
+            return {"SecretBinary": value.data}
+        try:
+            return {"SecretString": value.text()}
+        except UnicodeDecodeError:
+            raise BackendError(self.manager_id, "a text secret must be UTF-8", where) from None
+
+    def _put(self, secret: SecretId, value: SecretValue, field: dict[str, Any]) -> None:
+        """A new AWSCURRENT version of an existing secret, unless it already holds the value."""
+        where = self.location(secret)
+        stored = self._fetch(secret, "write")
+        if stored is _SCHEDULED:
+            raise self._scheduled(secret, "write")
+        if stored is None:
+            raise TransientError(self.manager_id, f"cannot write {secret}: the secret disappeared "
+                                 "while it was being written (deleted for good meanwhile); "
+                                 "run again", where)
+        if (stored.string, stored.binary) == (field.get("SecretString"), field.get("SecretBinary")):
+            return
+        reply = self._request("write", where, "put_secret_value", handle=("InvalidRequestException",),
+                              SecretId=where, ClientRequestToken=self._token(where, stored.version_id, value),
+                              **field)
+        if isinstance(reply, _Refusal):
+            if reply.about_deletion:
+                raise self._scheduled(secret, "write")
+            raise BackendError(self.manager_id, f"cannot write {secret}: AWS refused the request "
+                               f"(InvalidRequestException: {reply.message})", where)
+
+    def _token(self, name: str, current_version: str | None, value: SecretValue) -> str:
+        """The PutSecretValue ClientRequestToken (the new VersionId) for `value` over `current_version`.
+
+        Deterministic for this backend, so a retried request is recognised by AWS and adds
+        no second version. Keyed with a random per-backend key because VersionIds are
+        visible to anyone allowed DescribeSecret: an unkeyed hash of the value would let
+        them test guesses of short values. The current version is part of it so that
+        writing A, then B, then A again makes a third version (AWS ignores a token it has
+        seen, which would leave B current).
+        """
+        digest = hmac.new(self._token_key, value.data, hashlib.sha256).hexdigest()
+        return str(uuid.uuid5(TOKEN_NAMESPACE, f"{name}\n{current_version or '-'}\n{digest}"))
+
+    def _tags(self, secret: SecretId) -> list[dict[str, str]]:
+        """Tags on the secrets secretshift creates: who manages it, its kind, when. No values."""
+        created = datetime.now(UTC).replace(microsecond=0).isoformat()
+        return [{"Key": MANAGED_BY_TAG, "Value": "secretshift"},
+                {"Key": KIND_TAG, "Value": secret.kind.value},
+                {"Key": CREATED_AT_TAG, "Value": created}]
+
+    def _scheduled(self, secret: SecretId, action: str,
+                   date: datetime | None | object = _UNKNOWN) -> ScheduledForDeletion:
+        """The error for a name in its recovery window, with its date (asked if not given)."""
+        where = self.location(secret)
+        if date is _UNKNOWN:
+            described = self._request("describe", where, "describe_secret",
+                                      handle=("ResourceNotFoundException",), SecretId=where)
+            date = None if isinstance(described, _Refusal) else described.get("DeletedDate")
+        when = f" (deletion date {date:%Y-%m-%d})" if isinstance(date, datetime) else ""
+        return ScheduledForDeletion(
+            self.manager_id,
+            f"cannot {action} {secret}: the AWS secret {where} is scheduled for deletion{when}; "
+            f"restore it with `aws secretsmanager restore-secret --secret-id {where}` (its old "
+            "value comes back and secretshift then writes a new version), or wait until AWS "
+            "deletes it for good at the end of its recovery window",
+            where, date if isinstance(date, datetime) else None)
+
+    # ----------------------------------------------------------------- reading and listing
+
+    def _fetch(self, secret: SecretId, action: str) -> _Stored | object | None:
+        """GetSecretValue(AWSCURRENT): _Stored, None when absent, _SCHEDULED when deleted."""
+        where = self.location(secret)
+        reply = self._request(action, where, "get_secret_value",
+                              handle=("ResourceNotFoundException", "InvalidRequestException"),
+                              SecretId=where)
+        if not isinstance(reply, _Refusal):
+            return _Stored(reply.get("VersionId"), reply.get("SecretString"), reply.get("SecretBinary"))
+        if reply.about_deletion:
+            return _SCHEDULED
+        if reply.code == "ResourceNotFoundException":
+            # AWS uses this code for "no such secret" and for "no value at AWSCURRENT".
+            return _Stored(None) if "secret value" in reply.message.lower() else None
+        raise BackendError(self.manager_id, f"cannot {action} {secret}: AWS refused the request "
+                           f"({reply.code}: {reply.message})", where)
+
+    def _entries(self, include_planned_deletion: bool = False) -> Iterator[dict]:
+        """ListSecrets entries whose name starts with the prefix, every page.
+
+        The `name` filter narrows the listing server-side, but AWS matches it loosely
+        (word prefixes), so the prefix is checked again here.
+        """
+        params: dict[str, Any] = {"PaginationConfig": {"PageSize": PAGE_SIZE}}
+        if self.prefix:
+            params["Filters"] = [{"Key": "name", "Values": [self.prefix]}]
+        if include_planned_deletion:
+            params["IncludePlannedDeletion"] = True
+        pages = self._client.get_paginator("list_secrets").paginate(**params)
+        try:
+            for page in pages:
+                for entry in page.get("SecretList") or []:
+                    if str(entry.get("Name", "")).startswith(self.prefix):
+                        yield entry
+        except (bce.ClientError, bce.BotoCoreError) as err:
+            raise self._translate(err, "list secrets", None) from err
+
+    def _secret_id(self, aws_name: str) -> SecretId | None:
+        """The secret an AWS name stands for, or None when it is not in our layout."""
+        rest = aws_name[len(self.prefix):]
+        kind = Kind.TEXT
+        if rest.startswith(FILES_FOLDER):
+            kind, rest = Kind.FILE, rest[len(FILES_FOLDER):]
+        if not rest or "/" in rest or common_name_problem(rest):
+            return None
+        return SecretId(kind, rest)
+
+    def _refusals(self, writes: list[SecretId], deletes: list[SecretId]) -> list[tuple[SecretId, BackendError]]:
+        """(secret, the error it would meet) for every planned change that would be refused."""
+        planned = [(s, "write") for s in writes] + [(s, "delete") for s in deletes]
+        if not planned:
+            return []
+        if self.read_only:
+            return [(s, ReadOnlyManager(self.manager_id, f"refusing to {op} {s}: the manager is "
+                                        "configured read_only", self.location(s))) for s, op in planned]
+        if not writes:
+            self.ping()
+            return []
+        scheduled = self.scheduled_for_deletion()  # also proves endpoint and credentials
+        return [(s, self._scheduled(s, "write", scheduled[s])) for s in dict.fromkeys(writes)
+                if s in scheduled]
+
+    # ----------------------------------------------------------------- the one request path
+
+    def _request(self, action: str, where: str | None, operation: str, *, handle: tuple[str, ...] = (),
+                 **params: Any) -> Any:
+        """Call one client operation; codes in `handle` come back as _Refusal, other
+        failures as engine errors naming `where`."""
+        try:
+            return getattr(self._client, operation)(**params)
+        except bce.ClientError as err:
+            code, message = _error_of(err)
+            if code in handle:
+                return _Refusal(code, message)
+            raise self._translate(err, action, where) from err
+        except bce.BotoCoreError as err:
+            raise self._translate(err, action, where) from err
+
+    def _translate(self, err: Exception, action: str, where: str | None) -> BackendError:
+        error_type, reason = _classify(err, self.endpoint, self.region)
+        return error_type(self.manager_id, f"cannot {action}: {reason}", where)
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _classify(err: Exception, endpoint: str, region: str | None) -> tuple[type[BackendError], str]:
+    """The engine error type for a botocore failure, and why, in one clause."""
+    if isinstance(err, bce.ClientError):
+        code, message = _error_of(err)
+        status = int(err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        says = f"{code}: {message}" if message else code
+        if code in _DENIED:
+            return PermissionDenied, f"AWS denied it ({says})"
+        if code in _TRANSIENT or status >= 500:
+            return TransientError, f"AWS is busy or failing, retry later ({says})"
+        if code in ("DecryptionFailure", "EncryptionFailure", "KMSAccessDeniedException"):
+            return DecryptError, f"AWS KMS refused to decrypt or encrypt the secret ({says})"
+        return BackendError, f"AWS refused the request ({says})"
+    if isinstance(err, bce.ParamValidationError):
+        # botocore's report can quote parameter values: keep only the parameter names.
+        params = sorted(set(re.findall(r"parameter (\w+)", str(err.kwargs.get("report", "")))))
+        return BackendError, f"botocore rejected the request parameters ({', '.join(params) or 'unknown'})"
+    if isinstance(err, (bce.NoCredentialsError, bce.PartialCredentialsError)):
+        return BackendError, ("no AWS credentials found: set AWS_ACCESS_KEY_ID and "
+                              "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the manager's `profile` "
+                              "setting, or run where an instance or task role is available")
+    if isinstance(err, (bce.TokenRetrievalError, bce.SSOTokenLoadError)):
+        return PermissionDenied, "the AWS SSO session has expired; run `aws sso login`"
+    if isinstance(err, bce.CredentialRetrievalError):
+        return BackendError, f"cannot obtain AWS credentials ({err})"
+    if isinstance(err, bce.SSLError):
+        return ManagerUnreachable, f"the TLS connection to {endpoint} failed"
+    if isinstance(err, bce.ConnectionError):  # endpoint, connect timeout, proxy
+        return ManagerUnreachable, f"cannot connect to AWS Secrets Manager at {endpoint} (region {region})"
+    if isinstance(err, (bce.ReadTimeoutError, bce.ConnectionClosedError)):
+        return TransientError, f"AWS Secrets Manager at {endpoint} did not answer in time"
+    return BackendError, f"the request to {endpoint} failed ({type(err).__name__})"
+
+
+def _error_of(err: bce.ClientError) -> tuple[str, str]:
+    error = err.response.get("Error") or {}
+    return str(error.get("Code") or "Unknown"), " ".join(str(error.get("Message") or "").split())
+
+
+def _make_client(manager_id: str, region: str | None, profile: str | None,
+                 endpoint_url: str | None, config: Config):
+    """A Secrets Manager client from its own boto3 Session (the default one is not
+    thread-safe to share), credentials from the standard chain."""
+    if endpoint_url:
+        _check_tls(manager_id, endpoint_url)
+    try:
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+        return session.client("secretsmanager", endpoint_url=endpoint_url, config=config)
+    except bce.ProfileNotFound:
+        raise BackendError(manager_id, f"the AWS profile {profile!r} is not in the AWS config "
+                           "or credentials file (~/.aws/config, ~/.aws/credentials)") from None
+    except bce.NoRegionError:
+        raise BackendError(manager_id, "no AWS region: set `region` for this manager, or "
+                           "AWS_REGION, or a region in the AWS profile") from None
+    except (bce.BotoCoreError, ValueError) as err:
+        raise BackendError(manager_id, f"cannot set up the AWS client ({err})") from None
+
+
+def _check_tls(manager_id: str, endpoint_url: str) -> None:
+    """Values travel only over https, except to a loopback host (local test servers)."""
+    parts = urllib.parse.urlsplit(str(endpoint_url).strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BackendError(manager_id, f"endpoint_url {endpoint_url!r} must be an https:// URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise BackendError(manager_id, f"refusing plain http endpoint {endpoint_url}: secret "
+                           "values are only sent over TLS (https://); http is allowed only for "
+                           "loopback hosts")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _checked_prefix(manager_id: str, prefix: str) -> str:
+    bad = next((c for c in prefix if not NAME_CHARS.fullmatch(c)), None)
+    if bad is not None:
+        raise BackendError(manager_id, f"prefix {prefix!r} has the character {bad!r}; AWS "
+                           "Secrets Manager names allow only ASCII letters, digits and /_+=.@-")
+    if len(prefix) >= MAX_NAME_LENGTH - len(FILES_FOLDER):
+        raise BackendError(manager_id, f"prefix is {len(prefix)} characters, leaving no room for "
+                           f"names within AWS's {MAX_NAME_LENGTH}-character limit")
+    return prefix
+
+
+def _size(n: int) -> str:
+    kib = f"{n / 1024:.1f}"
+    return f"{n}-byte" if kib == "64.0" else f"{kib} KiB"
