@@ -10,7 +10,11 @@ from __future__ import annotations
 from importlib import import_module
 
 from engine.backends.base import Backend
+from engine.errors import SecretShiftError
 
+# The pip extra that brings the SDK of manager types whose SDK is optional.
+EXTRAS = {"aws_secrets_manager": "aws"}
+# type name -> "module:Class", imported on first use.
 REGISTRY: dict[str, str] = {
     "builtin": "engine.backends.builtin:BuiltinBackend",
     "vault": "engine.backends.vault:VaultBackend",
@@ -21,4 +25,12 @@ REGISTRY: dict[str, str] = {
 def backend_class(type_name: str) -> type[Backend]:
     """The Backend subclass for a manager type (imported on demand)."""
     module_name, class_name = REGISTRY[type_name].split(":")
-    return getattr(import_module(module_name), class_name)
+    try:
+        module = import_module(module_name)
+    except ModuleNotFoundError as missing:
+        extra = EXTRAS.get(type_name)
+        if extra is None or (missing.name or "").startswith("engine"):
+            raise
+        raise SecretShiftError(f"managers of type {type_name} need the {missing.name} package: "
+                               f"pip install 'secretshift[{extra}]'") from None
+    return getattr(module, class_name)
