@@ -155,9 +155,11 @@ def _stop_on_interrupt(console) -> Iterator[Callable[[], bool]]:
 
 
 def _apply_summary(outcomes: list[Outcome]) -> str:
-    done = Counter(o.action.action for o in outcomes)
+    done = Counter(o.action.action for o in outcomes if o.status == "done")
+    already = sum(1 for o in outcomes if o.status == "already")
+    found = f" {already} found already done." if already else ""
     return (f"Apply complete! {done['move']} moved, {done['copy']} copied, {done['update']} updated, "
-            f"{done['delete']} deleted; every write was read back and matched.")
+            f"{done['delete']} deleted; every write was read back and matched.{found}")
 
 
 def _outcome_line(outcome: Outcome, color: bool) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from functools import cache
@@ -15,9 +16,16 @@ from engine.resources import load_schema
 
 def save_plan(path: Path, plan: Plan) -> None:
     """Write the plan as JSON (atomically: a crash leaves the old file or the new one)."""
+    if path.is_dir() or not path.name:
+        raise PlanError(f"cannot write the plan to {path}: it is a folder; name a file")
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render_json(plan), encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(render_json(plan), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise PlanError(f"cannot write the plan to {path}: {error.strerror}") from None
 
 
 def load_plan(path: str | os.PathLike) -> Plan:

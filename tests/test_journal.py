@@ -213,3 +213,14 @@ def test_a_torn_last_journal_line_is_ignored(project):
     assert read_journal(path).status == "running"
     assert project.apply() == 0
     assert project.holdings("corp_vault") == VALUES
+
+
+def test_applying_a_saved_plan_twice_reports_the_second_run_as_already_done(project):
+    plan_file = project.root / "plan.json"
+    commands.plan(project.config, "json", str(plan_file))
+    assert commands.apply(project.config, str(plan_file), False, Recorder()) == 0
+    again = Recorder()
+    assert commands.apply(project.config, str(plan_file), False, again) == 0
+    assert again.lines[-1].startswith("Apply complete! 0 moved, 0 copied, 0 updated, 0 deleted")
+    assert again.lines[-1].endswith("10 found already done.")
+    assert project.holdings("corp_vault") == VALUES
