@@ -181,7 +181,8 @@ def test_full_example_loads_every_key():
     assert config.managers["aws"] == ManagerConfig(
         id="aws", type="aws_secrets_manager", read_only=False, line=24,
         settings={"region": "eu-west-1", "prefix": "harness/", "endpoint_url": "http://127.0.0.1:5000",
-                  "profile": "migration", "read_only": False, "parallelism": 4},
+                  "profile": "migration", "read_only": False, "parallelism": 4,
+                  "recovery_window_days": None},
     )
     assert config.secrets == (
         SecretPlacement("db_password", Kind.TEXT, "corp_vault", source="harness", mode="copy", line=33),
@@ -210,7 +211,7 @@ def test_defaults_are_filled_in():
     }
     assert dict(config.managers["aws"].settings) == {
         "region": None, "prefix": "", "endpoint_url": None, "profile": None,
-        "read_only": False, "parallelism": None,
+        "read_only": False, "parallelism": None, "recovery_window_days": None,
     }
     assert config.secrets == (SecretPlacement("db_password", Kind.TEXT, "corp_vault", None, "move", line=15),)
     assert config.migrations == (
