@@ -9,12 +9,15 @@ repeated, so running the same plan again finishes the work instead of duplicatin
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from engine.backends.base import Backend
 from engine.errors import PlanError, SecretShiftError, StalePlan, VerificationFailed
 from engine.journal import Journal
+from engine.managers import Managers, parallel_map
 from engine.model import SecretId
 from engine.plan import Action, Plan, Problem
 
@@ -59,71 +62,110 @@ def apply_plan(
     if plan.errors:
         raise PlanError(f"the plan has {len(plan.errors)} error(s) and cannot be applied")
     changes = plan.changes
-    already = check_current(changes, backends, fingerprint)
+    managers = Managers(backends)
+    already = check_current(changes, managers, fingerprint)
     preflight(changes, backends)
     journal = start_journal()
-    return run_actions(changes, already, backends, fingerprint, journal, progress, stop_requested)
+    return run_actions(changes, already, managers, fingerprint, journal, progress, stop_requested)
 
 
-def run_actions(changes, already: set[int], backends, fingerprint, journal: Journal,
+def run_actions(changes, already: set[int], managers: Managers, fingerprint, journal: Journal,
                 progress=lambda outcome: None, stop_requested=lambda: False) -> list[Outcome]:
-    """Execute `changes` in order under `journal`, recording how the run ends."""
-    outcomes: list[Outcome] = []
-    try:
-        for index, action in enumerate(changes):
-            if stop_requested():
-                raise Interrupted(len(outcomes), len(changes))
+    """Execute `changes` under `journal`, many at once (each manager within its
+    parallelism); actions on the same secret run in plan order, progress is reported
+    in plan order, and the journal records how the run ends."""
+    report = _InOrder(changes, progress)
+    abort = threading.Event()
+
+    def run_group(indexes: list[int]) -> None:
+        for index in indexes:
+            if abort.is_set() or stop_requested():
+                return
             if index in already:
                 journal.step(index, "already")
-                outcome = Outcome(action, "already")
+                report.done(index, "already")
             else:
-                execute(index, action, backends, fingerprint, journal)
-                outcome = Outcome(action, "done")
-            outcomes.append(outcome)
-            progress(outcome)
-    except Interrupted as stopped:
-        journal.end("interrupted", done=stopped.done, total=stopped.total)
-        raise
-    except BaseException as error:  # noqa: BLE001 - the journal must say how the run ended
-        journal.end("failed", done=len(outcomes), total=len(changes),
-                    error=str(error) if isinstance(error, SecretShiftError) else type(error).__name__)
-        raise
+                execute(index, changes[index], managers, fingerprint, journal)
+                report.done(index, "done")
+
+    failure: BaseException | None = None
+    with ThreadPoolExecutor(max_workers=managers.workers) as pool:
+        futures = [pool.submit(run_group, group) for group in _by_secret(changes)]
+        try:
+            for future in futures:  # in plan order, so the error reported is the earliest
+                error = future.exception()
+                if error is not None and failure is None:
+                    failure = error
+                    abort.set()
+        except BaseException as interrupt:  # noqa: BLE001 - a second Ctrl-C: stop taking work
+            abort.set()
+            failure = interrupt
+    outcomes = report.finish()
+    if failure is None and len(outcomes) < len(changes):
+        failure = Interrupted(len(outcomes), len(changes))
+    if failure is not None:
+        status = "interrupted" if isinstance(failure, (Interrupted, KeyboardInterrupt)) else "failed"
+        journal.end(status, done=len(outcomes), total=len(changes),
+                    error=str(failure) if isinstance(failure, SecretShiftError) else type(failure).__name__)
+        raise failure
     journal.end("complete", done=len(outcomes), total=len(changes))
     return outcomes
 
 
-def check_current(changes, backends: Mapping[str, Backend], fingerprint: Fingerprint) -> set[int]:
+def _by_secret(changes) -> list[list[int]]:
+    """Action indexes grouped by secret (in plan order): one secret's actions never overlap."""
+    groups: dict[SecretId, list[int]] = {}
+    for index, action in enumerate(changes):
+        groups.setdefault(action.id, []).append(index)
+    return list(groups.values())
+
+
+class _InOrder:
+    """Collects outcomes from many threads and reports them in plan order."""
+
+    def __init__(self, changes, progress: Callable[[Outcome], None]):
+        self._changes, self._progress = changes, progress
+        self._status: dict[int, str] = {}
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def done(self, index: int, status: str) -> None:
+        with self._lock:
+            self._status[index] = status
+            while self._next in self._status:
+                self._progress(Outcome(self._changes[self._next], self._status[self._next]))
+                self._next += 1
+
+    def finish(self) -> list[Outcome]:
+        """Every outcome, in plan order (those not yet reported are reported now)."""
+        with self._lock:
+            for index in sorted(i for i in self._status if i >= self._next):
+                self._progress(Outcome(self._changes[index], self._status[index]))
+            return [Outcome(self._changes[i], self._status[i]) for i in sorted(self._status)]
+
+
+def check_current(changes, managers: Managers, fingerprint: Fingerprint) -> set[int]:
     """Compare what every action was planned from with what the managers hold now.
 
     Returns the indexes of actions already fully carried out (by an interrupted earlier
     run); raises StalePlan, naming the secrets, when anything else differs.
     """
+    found = parallel_map(lambda action: _found(action, managers, fingerprint), changes, managers.workers)
     stale, done = [], set()
-    for index, action in enumerate(changes):
-        found = _found(action, backends, fingerprint)
-        if _is_done(action, found):
+    for index, (action, state) in enumerate(zip(changes, found)):
+        if _is_done(action, state):
             done.add(index)
-        elif not _is_pending(action, found):
-            stale.append(_describe_drift(action, found))
+        elif not _is_pending(action, state):
+            stale.append(_describe_drift(action, state))
     if stale:
         shown = "; ".join(stale[:5]) + (f"; and {len(stale) - 5} more" if len(stale) > 5 else "")
         raise StalePlan(f"stale plan, nothing was written: {shown}. Run plan again")
     return done
 
 
-def fingerprint_in(backend: Backend | None, secret: SecretId, fingerprint: Fingerprint) -> str | None:
-    """The fingerprint of what `backend` holds for `secret`, or None."""
-    if backend is None:
-        return None
-    value = backend.read(secret)
-    return None if value is None else fingerprint(value.data)
-
-
-def _found(action: Action, backends: Mapping[str, Backend], fingerprint: Fingerprint) -> _Found:
-    return _Found(
-        source=fingerprint_in(backends.get(action.source), action.id, fingerprint) if action.source else None,
-        target=fingerprint_in(backends[action.target], action.id, fingerprint),
-    )
+def _found(action: Action, managers: Managers, fingerprint: Fingerprint) -> _Found:
+    return _Found(source=managers.fingerprint(action.source, action.id, fingerprint),
+                  target=managers.fingerprint(action.target, action.id, fingerprint))
 
 
 def _is_pending(action: Action, found: _Found) -> bool:
@@ -179,23 +221,22 @@ def access_problems(changes, backends: Mapping[str, Backend]) -> list[Problem]:
     return problems
 
 
-def execute(index: int, action: Action, backends: Mapping[str, Backend], fingerprint: Fingerprint,
+def execute(index: int, action: Action, managers: Managers, fingerprint: Fingerprint,
             journal: Journal) -> None:
     """One action, each step journaled: write and verify the target, then delete the source."""
-    source, target = backends[action.source], backends[action.target]
     journal.step(index, "started")
-    value = source.read(action.id)
+    value = managers.read(action.source, action.id)
     if value is None or fingerprint(value.data) != action.source_fingerprint:
         raise StalePlan(f"stale plan: {action.id} changed in manager {action.source!r} during apply")
-    current = target.read(action.id)
+    current = managers.read(action.target, action.id)
     current_fp = None if current is None else fingerprint(current.data)
     if action.writes_target and current_fp != action.source_fingerprint:
         if current_fp != action.target_fingerprint:
             raise StalePlan(f"stale plan: {action.id} changed in manager {action.target!r} during apply")
         if current is not None:  # an overwrite: keep the old value so rollback can put it back
             journal.step(index, "target_previous", keep=current)
-        target.write(action.id, value)
-        current = target.read(action.id)
+        managers.write(action.target, action.id, value)
+        current = managers.read(action.target, action.id)
     if action.writes_target:
         journal.step(index, "written")
     if current is None or current != value:
@@ -206,6 +247,6 @@ def execute(index: int, action: Action, backends: Mapping[str, Backend], fingerp
     journal.step(index, "verified")
     if action.delete_source:
         journal.step(index, "source_value", keep=value)
-        source.delete(action.id)
+        managers.delete(action.source, action.id)
         journal.step(index, "source_deleted")
     journal.step(index, "done")

@@ -24,6 +24,7 @@ from engine.applier import Outcome, apply_plan, check_current, preflight, run_ac
 from engine.errors import PlanError, StalePlan, UsageError
 from engine.journal import Journal, JournalState, journal_key, latest
 from engine.lock import ApplyLock
+from engine.managers import Managers
 from engine.plan import Plan
 from engine.planfile import load_plan
 from engine.planning import compute_plan
@@ -103,15 +104,16 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, console) 
     done = sum(1 for record in state.actions.values() if "done" in record.steps or "already" in record.steps)
     console.out(f"Resuming apply {state.apply_id} ({state.status} after {done} of {len(changes)} actions).")
     backends = ws.backends()
+    managers = Managers(backends)
     try:
-        already = check_current(changes, backends, ws.fingerprint)
+        already = check_current(changes, managers, ws.fingerprint)
     except StalePlan as stale:
         raise StalePlan(f"cannot resume apply {state.apply_id}: {stale}; undo it with `secretshift rollback`") from None
     preflight(changes, backends)
     journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
     journal.write({"event": "resume", **_about()})
     with _stop_on_interrupt(console) as stop_requested:
-        outcomes = run_actions(changes, already, backends, ws.fingerprint, journal,
+        outcomes = run_actions(changes, already, managers, ws.fingerprint, journal,
                                progress=lambda o: console.out(_outcome_line(o, console.color)),
                                stop_requested=stop_requested)
     console.out(_apply_summary(outcomes))
@@ -179,8 +181,8 @@ def rollback(ws_factory: Callable[[], Workspace], auto_approve: bool, console,
         if state.status == "rolled_back":
             raise UsageError(f"the last apply ({state.apply_id}) was already rolled back")
         journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
-        backends = ws.backends()
-        undos = plan_rollback(state, journal, backends, ws.fingerprint)
+        managers = Managers(ws.backends())
+        undos = plan_rollback(state, journal, managers, ws.fingerprint)
         if not undos:
             journal.end("rolled_back", undone=0)
             console.out(f"Apply {state.apply_id} changed nothing that is still in place; nothing to undo.")
@@ -190,7 +192,7 @@ def rollback(ws_factory: Callable[[], Workspace], auto_approve: bool, console,
         if not auto_approve and not console.ask(f"Undo these {len(undos)} actions? Only 'yes' will be accepted: "):
             console.err("Rollback cancelled; nothing was changed.")
             return EXIT_ERROR
-        run_rollback(undos, backends, journal)
+        run_rollback(undos, managers, journal)
     console.out(f"Rollback complete! {len(undos)} action(s) undone; every restored value was read back and matched.")
     return EXIT_OK
 

@@ -8,13 +8,13 @@ journaled and state-based, so an interrupted rollback can simply be run again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from engine.applier import Fingerprint, fingerprint_in
-from engine.backends.base import Backend
+from engine.applier import Fingerprint
 from engine.errors import SecretShiftError, VerificationFailed
 from engine.journal import Journal, JournalState
+from engine.managers import Managers
 from engine.model import SecretValue
 from engine.plan import Action
 
@@ -38,7 +38,7 @@ class Undo:
         return self.restore_source is not None or self.restore_target is not None or self.remove_target
 
 
-def plan_rollback(state: JournalState, journal: Journal, backends: Mapping[str, Backend],
+def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
                   fingerprint: Fingerprint) -> list[Undo]:
     """The undo steps, last action first; raises RollbackRefused if anything changed since."""
     changes = state.plan.changes
@@ -57,8 +57,8 @@ def plan_rollback(state: JournalState, journal: Journal, backends: Mapping[str, 
 
 
 def _undo(index, action, record, journal, backends, fingerprint, problems) -> Undo | None:
-    source_fp = fingerprint_in(backends[action.source], action.id, fingerprint)
-    target_fp = fingerprint_in(backends[action.target], action.id, fingerprint)
+    source_fp = backends.fingerprint(action.source, action.id, fingerprint)
+    target_fp = backends.fingerprint(action.target, action.id, fingerprint)
     previous = (journal.unseal(index, "target_previous", record.sealed["target_previous"])
                 if "target_previous" in record.sealed else None)
     restore_source = remove_target = False
@@ -87,7 +87,7 @@ def _undo(index, action, record, journal, backends, fingerprint, problems) -> Un
     )
 
 
-def run_rollback(undos: list[Undo], backends: Mapping[str, Backend], journal: Journal,
+def run_rollback(undos: list[Undo], backends: Managers, journal: Journal,
                  progress: Callable[[Undo], None] = lambda undo: None) -> None:
     """Carry out the undo steps, sources first, each verified and journaled."""
     journal.write({"event": "rollback_begin", "actions": len(undos)})
@@ -95,13 +95,13 @@ def run_rollback(undos: list[Undo], backends: Mapping[str, Backend], journal: Jo
         for undo in undos:
             action = undo.action
             if undo.restore_source is not None:
-                _write_verified(backends[action.source], action, undo.restore_source)
+                _write_verified(backends, action.source, action, undo.restore_source)
                 journal.write({"event": "rollback_step", "index": undo.index, "step": "source_restored"})
             if undo.restore_target is not None:
-                _write_verified(backends[action.target], action, undo.restore_target)
+                _write_verified(backends, action.target, action, undo.restore_target)
                 journal.write({"event": "rollback_step", "index": undo.index, "step": "target_restored"})
             elif undo.remove_target:
-                backends[action.target].delete(action.id)
+                backends.delete(action.target, action.id)
                 journal.write({"event": "rollback_step", "index": undo.index, "step": "target_removed"})
             progress(undo)
     except BaseException as error:  # noqa: BLE001 - the journal must say how rollback ended
@@ -111,8 +111,8 @@ def run_rollback(undos: list[Undo], backends: Mapping[str, Backend], journal: Jo
     journal.end("rolled_back", undone=len(undos))
 
 
-def _write_verified(backend: Backend, action: Action, value: SecretValue) -> None:
-    backend.write(action.id, value)
-    if backend.read(action.id) != value:
-        raise VerificationFailed(f"{action.id} read back from manager {backend.manager_id!r} "
+def _write_verified(managers: Managers, manager: str, action: Action, value: SecretValue) -> None:
+    managers.write(manager, action.id, value)
+    if managers.read(manager, action.id) != value:
+        raise VerificationFailed(f"{action.id} read back from manager {manager!r} "
                                  f"does not match what rollback wrote")

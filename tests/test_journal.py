@@ -224,3 +224,29 @@ def test_applying_a_saved_plan_twice_reports_the_second_run_as_already_done(proj
     assert again.lines[-1].startswith("Apply complete! 0 moved, 0 copied, 0 updated, 0 deleted")
     assert again.lines[-1].endswith("10 found already done.")
     assert project.holdings("corp_vault") == VALUES
+
+
+def test_concurrent_apply_reports_progress_in_plan_order_and_journals_every_step(project):
+    console = Recorder()
+    assert commands.apply(project.config, None, True, console) == 0
+    progress = [line for line in console.lines if line.endswith("done, verified")]
+    names = [line.split()[3] for line in progress]
+    assert names == sorted(names, key=lambda n: (n[0] != "f", n))  # plan order: files, then texts
+    state = latest(project.root / ".secretshift")
+    assert {i for i, r in state.actions.items() if r.steps[-1] == "done"} == set(range(len(VALUES)))
+
+
+def test_journal_group_commit_keeps_every_record_from_many_threads(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine.journal import Journal, read_journal
+    from engine.plan import Plan
+
+    journal = Journal.create(tmp_path, "test-apply", os.urandom(32), Plan(actions=()), {})
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(lambda i: journal.step(i % 50, f"step{i // 50}"), range(400)))
+    journal.end("complete")
+    state = read_journal(journal.path)
+    assert state.status == "complete"
+    assert sorted(len(r.steps) for r in state.actions.values()) == [8] * 50
+    assert all(sorted(r.steps) == [f"step{n}" for n in range(8)] for r in state.actions.values())

@@ -116,7 +116,7 @@ class AwsSecretsManagerBackend(Backend):
                  endpoint_url: str | None = None, profile: str | None = None,
                  read_only: bool = False, parallelism: int = 8, recovery_window_days: int = 30,
                  max_attempts: int = 8, connect_timeout: float = 5.0, read_timeout: float = 30.0):
-        super().__init__(manager_id, read_only)
+        super().__init__(manager_id, read_only, parallelism)
         self.prefix = _checked_prefix(manager_id, prefix or "")
         if not 7 <= int(recovery_window_days) <= 30:
             raise BackendError(manager_id, "recovery_window_days must be between 7 and 30 "

@@ -45,9 +45,10 @@ class Backend(abc.ABC):
 
     type_name: ClassVar[str]
 
-    def __init__(self, manager_id: str, read_only: bool = False):
+    def __init__(self, manager_id: str, read_only: bool = False, parallelism: int = 8):
         self.manager_id = manager_id
         self.read_only = read_only
+        self.parallelism = max(1, int(parallelism))  # requests in flight at once, at most
 
     @classmethod
     @abc.abstractmethod

@@ -86,9 +86,9 @@ class VaultBackend(Backend):
                  secret_engine: str = "secret", base_path: str = "", namespace: str | None = None,
                  kv_version: str | int = "auto", ca_cert: Path | str | None = None,
                  read_only: bool = False, file_encoding: str = "base64",
-                 max_value_bytes: int | None = None, timeout: float = 30.0, parallelism: int = 8,
+                 max_value_bytes: int | None = None, timeout: float = 30.0, parallelism: int = 16,
                  retries: int = RetryPolicy.attempts - 1):
-        super().__init__(manager_id, read_only)
+        super().__init__(manager_id, read_only, parallelism)
         self.address = _checked_address(manager_id, address)
         self.secret_engine = _clean_path(manager_id, "secret_engine", secret_engine)
         self.base_path = _clean_path(manager_id, "base_path", base_path)

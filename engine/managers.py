@@ -1,0 +1,69 @@
+"""The backends of one run, each behind a bound on the requests it has in flight.
+
+Apply and rollback run many actions at once; each action talks to two managers. A
+semaphore per manager (sized to that manager's `parallelism`) keeps every manager within
+its own limit however the work is spread over threads, so a busy Vault is never sent
+more concurrent requests than its connection pool holds.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from engine.backends.base import Backend
+from engine.model import SecretId, SecretValue
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Managers:
+    """Bounded access to a run's backends by manager id."""
+
+    def __init__(self, backends: Mapping[str, Backend]):
+        self.backends = dict(backends)
+        self._slots = {m: threading.BoundedSemaphore(b.parallelism) for m, b in self.backends.items()}
+
+    def __getitem__(self, manager: str) -> Backend:
+        return self.backends[manager]
+
+    def get(self, manager: str | None) -> Backend | None:
+        """The backend, or None for no manager."""
+        return self.backends.get(manager) if manager else None
+
+    @property
+    def workers(self) -> int:
+        """How many actions may usefully run at once: the widest manager's parallelism."""
+        return max((b.parallelism for b in self.backends.values()), default=1)
+
+    def read(self, manager: str, secret: SecretId) -> SecretValue | None:
+        with self._slots[manager]:
+            return self.backends[manager].read(secret)
+
+    def write(self, manager: str, secret: SecretId, value: SecretValue) -> None:
+        with self._slots[manager]:
+            self.backends[manager].write(secret, value)
+
+    def delete(self, manager: str, secret: SecretId) -> None:
+        with self._slots[manager]:
+            self.backends[manager].delete(secret)
+
+    def fingerprint(self, manager: str | None, secret: SecretId, fingerprint: Callable[[bytes], str]) -> str | None:
+        """The fingerprint of what `manager` holds for `secret` (None: nothing, or no manager)."""
+        if not manager:
+            return None
+        value = self.read(manager, secret)
+        return None if value is None else fingerprint(value.data)
+
+
+def parallel_map(function: Callable[[T], R], items: Iterable[T], workers: int) -> list[R]:
+    """`[function(item) for item in items]`, computed by up to `workers` threads, in order;
+    the first exception is raised once the running calls have finished."""
+    items = list(items)
+    if workers <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(function, items))
