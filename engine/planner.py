@@ -68,6 +68,30 @@ def make_plan(
     return Plan(actions=tuple(actions), errors=tuple(errors))
 
 
+def reads_needed(config: Config, listing: Mapping[str, frozenset[SecretId]]) -> dict[str, set[SecretId]]:
+    """Which values refresh must read (to fingerprint them) for `make_plan` to decide.
+
+    Given only what each manager lists: every copy of an explicitly placed secret, and
+    for migrations each matching source secret plus the target's copy of it, if any. A
+    secret no placement concerns is never read, so a plan over a large, settled manager
+    costs a listing, not a read per secret.
+    """
+    needed: dict[str, set[SecretId]] = {m: set() for m in listing}
+    explicit = {SecretId(p.kind, p.name) for p in config.secrets}
+    for secret in explicit:
+        for manager, held in listing.items():
+            if secret in held:
+                needed[manager].add(secret)
+    for migration in config.migrations:
+        target = listing.get(migration.target, frozenset())
+        for secret in listing.get(migration.source, frozenset()):
+            if secret not in explicit and _matches(migration, secret):
+                needed[migration.source].add(secret)
+                if secret in target:
+                    needed[migration.target].add(secret)
+    return needed
+
+
 def _problem_order(problem: Problem) -> tuple:
     secret = problem.id
     return (secret is None, secret.kind.value if secret else "", secret.name if secret else "",

@@ -18,14 +18,14 @@ from engine.errors import UsageError
 from engine.inventory import refresh
 from engine.model import SecretId
 from engine.plan import Plan
-from engine.planner import make_plan
+from engine.planner import make_plan, reads_needed
 from engine.workspace import Workspace
 
 
 def compute_plan(ws: Workspace) -> Plan:
     """Refresh every manager, scan references, and compute the plan."""
     backends = ws.backends()
-    inventory = refresh(backends, ws.fingerprint, _parallelism(ws))
+    inventory = refresh(backends, ws.fingerprint, lambda listing: reads_needed(ws.config, listing))
     referenced = [secret_of(r) for r in scan_reference_files(ws)[0]]
     plan = make_plan(ws.config, inventory, backends, referenced)
     refused = access_problems(plan.changes, backends)  # what the credentials would refuse
@@ -95,7 +95,3 @@ def display_path(path: Path) -> str:
 
 def secret_of(reference) -> SecretId:
     return SecretId(reference.kind, reference.name)
-
-
-def _parallelism(ws: Workspace) -> dict[str, int]:
-    return {m: int(c.settings.get("parallelism") or 8) for m, c in ws.config.managers.items()}

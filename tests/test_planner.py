@@ -264,3 +264,26 @@ def test_plan_round_trips_through_its_json_form():
     inv = inventory({"harness": {"text:db": "a", "file:f": "b"}, "vault": {"text:x": "c"}})
     plan = run(config(migrations=[move()], secrets=[SecretPlacement("ghost", T, "vault", line=2)]), inv)
     assert Plan.from_dict(plan.to_dict()) == plan
+
+
+@pytest.mark.parametrize("cfg, inv, expected_actions, expected_errors", CASES)
+def test_reading_only_the_values_reads_needed_asks_for_gives_the_same_plan(cfg, inv, expected_actions,
+                                                                             expected_errors):
+    from engine.planner import reads_needed
+
+    full = inventory(inv)
+    listing = {m: frozenset(held) for m, held in full.holdings.items()}
+    wanted = reads_needed(cfg, listing)
+    partial = Inventory({m: {s: e for s, e in held.items() if s in wanted[m]} for m, held in full.holdings.items()},
+                        listing)
+    assert run(cfg, partial) == run(cfg, full)
+
+
+def test_a_settled_target_and_unplaced_secrets_are_not_read():
+    from engine.planner import reads_needed
+
+    listing = {"harness": frozenset({SecretId(T, "db")}),
+               "vault": frozenset({SecretId(T, f"s{i}") for i in range(1000)} | {SecretId(T, "db")}),
+               "other": frozenset({SecretId(F, "unrelated")})}
+    wanted = reads_needed(config(managers=("harness", "vault", "other"), migrations=[move()]), listing)
+    assert wanted == {"harness": {SecretId(T, "db")}, "vault": {SecretId(T, "db")}, "other": set()}
