@@ -70,10 +70,15 @@ def apply_plan(
 
 
 def run_actions(changes, already: set[int], managers: Managers, fingerprint, journal: Journal,
-                progress=lambda outcome: None, stop_requested=lambda: False) -> list[Outcome]:
+                progress=lambda outcome: None, stop_requested=lambda: False,
+                started: frozenset[int] = frozenset()) -> list[Outcome]:
     """Execute `changes` under `journal`, many at once (each manager within its
     parallelism); actions on the same secret run in plan order, progress is reported
-    in plan order, and the journal records how the run ends."""
+    in plan order, and the journal records how the run ends.
+
+    `started` are the actions an earlier run of this same apply began (a resume): one
+    of those found already done was written by this apply, and the journal must say so
+    for rollback to undo it."""
     report = _InOrder(changes, progress)
     abort = threading.Event()
 
@@ -82,6 +87,8 @@ def run_actions(changes, already: set[int], managers: Managers, fingerprint, jou
             if abort.is_set() or stop_requested():
                 return
             if index in already:
+                if index in started and changes[index].writes_target:
+                    journal.step(index, "written")
                 journal.step(index, "already")
                 report.done(index, "already")
             else:

@@ -40,9 +40,9 @@ def validate(config_path) -> str:
     """Check the config and that every manager is reachable with its credentials."""
     with Workspace(config_path) as ws:
         failures = []
-        for manager_id in ws.config.managers:
+        for manager_id, backend in ws.backends().items():
             try:
-                ws.backend(manager_id).ping()
+                backend.ping()
             except BackendError as error:
                 failures.append(str(error))
         if failures:
@@ -122,26 +122,50 @@ def list_secrets(config_path, manager: str, fmt: str = "text") -> str:
 
 # --- references -------------------------------------------------------------------
 
+class _Resolver:
+    """Finds the value a reference resolves to: the first manager, in config order, that
+    lists the secret and still returns a value (a listed Vault key may be soft-deleted)."""
+
+    def __init__(self, ws: Workspace):
+        self._backends = ws.backends()
+        self._listed = {m: set(b.list_ids()) for m, b in self._backends.items()}
+        self._cache: dict[SecretId, bool] = {}
+
+    def value(self, secret: SecretId) -> bytes | None:
+        for manager_id, listed in self._listed.items():
+            if secret in listed:
+                value = self._backends[manager_id].read(secret)
+                if value is not None:
+                    return value.data
+        return None
+
+    def resolves(self, secret: SecretId) -> bool:
+        if secret not in self._cache:
+            self._cache[secret] = self.value(secret) is not None
+        return self._cache[secret]
+
+
 def refs(config_path, paths: list[str] | None, fmt: str = "text") -> tuple[str, int]:
     """Every reference with file:line:col and whether it resolves in some manager."""
     with Workspace(config_path) as ws:
         found, unresolvable = scan_reference_files(ws, paths)
-        held = {s for b in ws.backends().values() for s in b.list_ids()}
+        resolver = _Resolver(ws)
+        resolves = [resolver.resolves(secret_of(r)) for r in found]
     if fmt == "json":
         document = {
-            "references": [{**r.to_dict(), "resolves": secret_of(r) in held} for r in found],
+            "references": [{**r.to_dict(), "resolves": ok} for r, ok in zip(found, resolves)],
             "unresolvable": [u.to_dict() for u in unresolvable],
         }
         return json.dumps(document, indent=2, ensure_ascii=False) + "\n", EXIT_OK
     lines = []
-    for r in found:
-        state = "resolves" if secret_of(r) in held else "DOES NOT RESOLVE"
+    for r, ok in zip(found, resolves):
+        state = "resolves" if ok else "DOES NOT RESOLVE"
         scope = f" scope={r.scope}" if r.scope else ""
         lines.append(f"{r.file}:{r.line}:{r.column}  {r.function}(\"{r.name}\")  {r.kind.value}{scope}  {state}")
     for u in unresolvable:
         lines.append(f"{u.file}:{u.line}:{u.column}  {u.text!r}  cannot be resolved by scanning: {u.reason}")
-    missing = sum(1 for r in found if secret_of(r) not in held)
-    lines.append(f"{len(found)} reference(s), {missing} not resolving, {len(unresolvable)} not resolvable by scanning.")
+    lines.append(f"{len(found)} reference(s), {resolves.count(False)} not resolving, "
+                 f"{len(unresolvable)} not resolvable by scanning.")
     return "\n".join(lines) + "\n", EXIT_OK
 
 
@@ -153,16 +177,5 @@ def render(config_path, file: str) -> bytes:
         raise UsageError(f"{file} is a binary file; render takes text files")
     with Workspace(config_path) as ws:
         result = refs_mod.scan(text, display_path(path))
-        holders = {}
-        for manager_id, backend in ws.backends().items():
-            for secret in backend.list_ids():
-                holders.setdefault(secret, manager_id)
-
-        def value_of(reference) -> bytes | None:
-            manager_id = holders.get(secret_of(reference))
-            if manager_id is None:
-                return None
-            value = ws.backend(manager_id).read(secret_of(reference))
-            return None if value is None else value.data
-
-        return refs_mod.render(text, result.references, value_of)
+        resolver = _Resolver(ws)
+        return refs_mod.render(text, result.references, lambda r: resolver.value(secret_of(r)))

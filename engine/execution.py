@@ -27,6 +27,7 @@ from engine.lock import ApplyLock
 from engine.managers import Managers
 from engine.plan import Plan
 from engine.planfile import load_plan
+from engine.planner import disagreements
 from engine.planning import compute_plan
 from engine.render import RENDERERS
 from engine.render.text import action_line
@@ -85,6 +86,11 @@ def _check_saved_plan(saved: Plan, ws: Workspace, plan_file: str) -> None:
     if saved.fingerprint_key_id != ws.fingerprint_key_id:
         raise StalePlan(f"{plan_file} was made with another fingerprint key; nothing was written "
                         f"(set fingerprint_key in the config so plan and apply share one)")
+    problems = disagreements(saved, ws.config, ws.backends())
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise PlanError(f"{plan_file} does not match {ws.config.path.name}, nothing was written: "
+                        f"{problems[0]}{more}")
 
 
 def _unfinished(ws: Workspace) -> JournalState | None:
@@ -113,9 +119,10 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, console) 
     journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
     journal.write({"event": "resume", **_about()})
     with _stop_on_interrupt(console) as stop_requested:
+        started = frozenset(i for i, record in state.actions.items() if "started" in record.steps)
         outcomes = run_actions(changes, already, managers, ws.fingerprint, journal,
                                progress=lambda o: console.out(_outcome_line(o, console.color)),
-                               stop_requested=stop_requested)
+                               stop_requested=stop_requested, started=started)
     console.out(_apply_summary(outcomes))
     return EXIT_OK
 

@@ -1,25 +1,28 @@
 """One apply at a time per config: a lock file beside it, with who holds it.
 
-The lock file (`.secretshift/apply.lock`) is created atomically (O_EXCL) and names its
-owner, host, process and start time. A lock left by a process that is gone from this
-same host is stale and is broken automatically (it cannot be running any more); a lock
-held from another host, or by a live process, is reported with its id, and only
-`--force-unlock ID` breaks it.
+The lock is a kernel lock (flock) on `.secretshift/apply.lock`, so it is released the
+instant its holder exits, even on SIGKILL: a lock can only be held by a live process, and
+two processes can never both take it. The file also names the holder (owner, host, pid,
+start time, lock id) for the messages. When a holder died, the next apply takes over and
+says so. When the file names a holder on another host (a config on a shared folder,
+where flock may not reach across machines), secretshift cannot tell whether it still
+runs: it refuses, and `--force-unlock ID` takes over.
 
-What locking cannot cover: two different configs (or two machines with separate copies
-of one config) writing the same manager. The lock lives beside the config, so they do not
-see each other's lock; per-action staleness checks still refuse to overwrite a value that
-changed since the plan, but nothing serialises them.
+What locking cannot cover: two different configs (or two copies of one config) writing
+the same manager. Each lock lives beside its own config, so they do not see each other;
+per-action staleness checks still refuse to overwrite a value that changed since its
+plan, but nothing serialises them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import json
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -34,7 +37,7 @@ class LockHeld(SecretShiftError):
 
 @dataclass(frozen=True)
 class LockInfo:
-    """Who holds the lock."""
+    """Who holds (or last held) the lock."""
 
     id: str
     owner: str
@@ -54,67 +57,63 @@ class ApplyLock:
         self.force_unlock = force_unlock
         self.notice = notice
         self.info: LockInfo | None = None
+        self._fd: int | None = None
 
     def __enter__(self) -> ApplyLock:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        for _ in range(3):  # a lock broken under us by another process: try again
-            if self._try_create():
-                return self
-            self._break_if_allowed(self._holder())
-        raise LockHeld(f"cannot take the apply lock {self.path}")
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self._take(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return self
 
     def __exit__(self, *exc) -> None:
-        holder = self._holder()
-        if holder is not None and self.info is not None and holder.id == self.info.id:
-            self.path.unlink(missing_ok=True)
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # an empty file: nobody holds it
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
-    def _try_create(self) -> bool:
-        info = LockInfo(
-            id=uuid.uuid4().hex[:12], owner=_user(), host=socket.gethostname(), pid=os.getpid(),
-            since=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
+    def _take(self, fd: int) -> None:
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return False
-        with os.fdopen(fd, "w") as handle:
-            json.dump(info.__dict__, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.info = info
-        return True
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            who = holder.describe() if holder else "a process that has not written its name yet"
+            raise LockHeld(f"another apply is running on this config ({who}); wait for it to finish") from None
+        previous = _holder(fd)
+        if previous is not None:
+            self._take_over(previous)
+        self.info = LockInfo(id=uuid.uuid4().hex[:12], owner=_user(), host=socket.gethostname(),
+                             pid=os.getpid(), since=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(asdict(self.info)).encode(), 0)
+        os.fsync(fd)
 
-    def _holder(self) -> LockInfo | None:
-        try:
-            return LockInfo(**json.loads(self.path.read_text()))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError):  # torn or foreign: treat as held by nobody known
-            return LockInfo(id="unreadable", owner="?", host="?", pid=0, since="?")
-
-    def _break_if_allowed(self, holder: LockInfo | None) -> None:
-        if holder is None:
-            return
-        if self.force_unlock is not None and self.force_unlock == holder.id:
-            self.notice(f"Breaking {holder.describe()} as asked (--force-unlock).")
-        elif holder.host == socket.gethostname() and holder.pid and not _alive(holder.pid):
-            self.notice(f"Breaking stale {holder.describe()}: that process is gone.")
+    def _take_over(self, previous: LockInfo) -> None:
+        """The file names a holder, yet the kernel lock was free."""
+        if self.force_unlock is not None and self.force_unlock == previous.id:
+            self.notice(f"Breaking {previous.describe()} as asked (--force-unlock).")
+        elif previous.host == socket.gethostname():
+            self.notice(f"Taking over the stale {previous.describe()}: that process is gone.")
         else:
             raise LockHeld(
-                f"another apply is running on this config: {holder.describe()}; "
-                f"wait for it, or if it is dead, run apply again with --force-unlock {holder.id}"
+                f"the apply lock names another host: {previous.describe()}; if that apply is not "
+                f"running any more, run again with --force-unlock {previous.id}"
             )
-        self.path.unlink(missing_ok=True)
 
 
-def _alive(pid: int) -> bool:
+def _holder(fd: int) -> LockInfo | None:
+    raw = os.pread(fd, 4096, 0)
+    if not raw.strip():
+        return None
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        return LockInfo(**json.loads(raw))
+    except (ValueError, TypeError):
+        return LockInfo(id="unreadable", owner="?", host="?", pid=0, since="?")
 
 
 def _user() -> str:

@@ -51,6 +51,10 @@ class Managers:
         with self._slots[manager]:
             self.backends[manager].delete(secret)
 
+    def restore(self, manager: str, secret: SecretId) -> bool:
+        with self._slots[manager]:
+            return self.backends[manager].restore(secret)
+
     def fingerprint(self, manager: str | None, secret: SecretId, fingerprint: Callable[[bytes], str]) -> str | None:
         """The fingerprint of what `manager` holds for `secret` (None: nothing, or no manager)."""
         if not manager:

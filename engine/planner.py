@@ -92,6 +92,41 @@ def reads_needed(config: Config, listing: Mapping[str, frozenset[SecretId]]) -> 
     return needed
 
 
+_DELETES_SOURCE = {"move": True, "copy": False, "delete": True}  # update: either, by mode
+
+
+def disagreements(plan: Plan, config: Config, rules: Mapping[str, PlacementRules]) -> list[str]:
+    """Why a saved plan's actions are not ones this config could have produced (an edited
+    or mangled plan file): unknown managers, a move onto itself, a location that is not
+    the target's, or a secret the config does not place there that way."""
+    problems = []
+    explicit = {SecretId(p.kind, p.name): p for p in config.secrets}
+    for action in plan.changes:
+        unknown = [m for m in (action.source, action.target) if m not in config.managers]
+        if unknown:
+            problems.append(f"{action.id} names manager {unknown[0]!r}, which the config does not define")
+        elif action.source == action.target:
+            problems.append(f"{action.id} moves from manager {action.source!r} onto itself")
+        elif action.target_location != rules[action.target].location(action.id):
+            problems.append(f"{action.id} names {action.target_location} as its place in {action.target!r}, "
+                            f"which puts it at {rules[action.target].location(action.id)}")
+        elif _DELETES_SOURCE.get(action.action, action.delete_source) != action.delete_source:
+            problems.append(f"{action.id}: a {action.action} action with delete_source "
+                            f"{str(action.delete_source).lower()}")
+        elif not _placed_so(action, explicit.get(action.id), config):
+            problems.append(f"{action.id}: the config does not place it in {action.target!r} from "
+                            f"{action.source!r} by {'move' if action.delete_source else 'copy'}")
+    return problems
+
+
+def _placed_so(action, entry: SecretPlacement | None, config: Config) -> bool:
+    mode = "move" if action.delete_source else "copy"
+    if entry is not None:
+        return entry.manager == action.target and entry.source in (None, action.source) and entry.mode == mode
+    return any(m.source == action.source and m.target == action.target and m.mode == mode
+               and _matches(m, action.id) for m in config.migrations)
+
+
 def _problem_order(problem: Problem) -> tuple:
     secret = problem.id
     return (secret is None, secret.kind.value if secret else "", secret.name if secret else "",

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.applier import Fingerprint
-from engine.errors import SecretShiftError, VerificationFailed
+from engine.errors import BackendError, SecretShiftError, VerificationFailed
 from engine.journal import Journal, JournalState
 from engine.managers import Managers
 from engine.model import SecretValue
@@ -95,7 +95,7 @@ def run_rollback(undos: list[Undo], backends: Managers, journal: Journal,
         for undo in undos:
             action = undo.action
             if undo.restore_source is not None:
-                _write_verified(backends, action.source, action, undo.restore_source)
+                _restore_source(backends, action, undo.restore_source)
                 journal.write({"event": "rollback_step", "index": undo.index, "step": "source_restored"})
             if undo.restore_target is not None:
                 _write_verified(backends, action.target, action, undo.restore_target)
@@ -109,6 +109,17 @@ def run_rollback(undos: list[Undo], backends: Managers, journal: Journal,
                     error=str(error) if isinstance(error, SecretShiftError) else type(error).__name__)
         raise
     journal.end("rolled_back", undone=len(undos))
+
+
+def _restore_source(managers: Managers, action: Action, value: SecretValue) -> None:
+    """Undelete the source where its manager can (AWS refuses writes to a name in its
+    recovery window), else write the journal's copy back; verified either way."""
+    try:
+        restored = managers.restore(action.source, action.id)
+    except BackendError:
+        restored = False
+    if not (restored and managers.read(action.source, action.id) == value):
+        _write_verified(managers, action.source, action, value)
 
 
 def _write_verified(managers: Managers, manager: str, action: Action, value: SecretValue) -> None:

@@ -332,6 +332,23 @@ def _check_migrations(entries: list[tuple[KeyPath, dict]], defined: list[str]) -
                     path = base + ("kinds", i)
                     found.append((path, f"{path_text(base + ('kinds',))} lists {quoted(kind)} twice"))
                 seen.add(kind)
+    return found + _chained_migrations(entries)
+
+
+def _chained_migrations(entries: list[tuple[KeyPath, dict]]) -> list[tuple[KeyPath, str]]:
+    """A manager both migrated into and migrated out of: one apply would move a secret one
+    hop and the next plan another, so a settled config would never plan "no changes"."""
+    targets = {}
+    for base, entry in entries:
+        if isinstance(entry.get("to"), str):
+            targets.setdefault(entry["to"], base)
+    found = []
+    for base, entry in entries:
+        source = entry.get("from")
+        if isinstance(source, str) and source in targets and source != entry.get("to"):
+            found.append((base + ("from",), f"{path_text(base + ('from',))} {quoted(source)} is also the target of "
+                          f"{path_text(targets[source])}: chained migrations are not supported; "
+                          f"migrate straight to the final manager"))
     return found
 
 

@@ -53,8 +53,17 @@ class Workspace:
         return self._backends[manager_id]
 
     def backends(self) -> dict[str, Backend]:
-        """Every configured manager's backend, in config order."""
-        return {m: self.backend(m) for m in self.config.managers}
+        """Every configured manager's backend, in config order; refuses two managers that
+        are one store under two names (a move between them would delete the only copy)."""
+        built = {m: self.backend(m) for m in self.config.managers}
+        seen: dict[tuple, str] = {}
+        for manager_id, backend in built.items():
+            for key in backend.storage_keys():
+                if key in seen and seen[key] != manager_id:
+                    raise UsageError(f"managers {seen[key]!r} and {manager_id!r} in {self.config.path.name} "
+                                     f"are the same store under two names; keep one of them")
+                seen[key] = manager_id
+        return built
 
     @property
     def fingerprint(self) -> crypto.Fingerprinter:

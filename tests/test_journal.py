@@ -170,24 +170,58 @@ def test_rollback_of_an_overwrite_puts_the_old_target_value_back(project):
 
 
 def test_a_second_apply_while_one_runs_fails_clearly(project):
+    import fcntl
+
     lock = project.root / ".secretshift" / LOCK_FILE
     lock.parent.mkdir(exist_ok=True)
-    lock.write_text(json.dumps({"id": "abc123", "owner": "ci", "host": socket.gethostname(),
-                                "pid": os.getppid(), "since": "2026-12-03T10:00:00Z"}))
-    with pytest.raises(LockHeld, match="another apply is running.*--force-unlock abc123"):
-        project.apply()
+    with open(lock, "w") as held:  # another apply, running: it holds the kernel lock
+        held.write(json.dumps({"id": "abc123", "owner": "ci", "host": socket.gethostname(),
+                               "pid": os.getppid(), "since": "2026-12-03T10:00:00Z"}))
+        held.flush()
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(LockHeld, match=r"another apply is running on this config \(lock abc123 held by ci@"):
+            project.apply()
+        with pytest.raises(LockHeld):
+            project.apply(force_unlock="abc123")  # a live holder cannot be broken
     assert project.holdings("corp_vault") == {}
-    assert project.apply(force_unlock="abc123") == 0
-    assert not lock.exists()
+    assert project.apply() == 0
+    assert lock.read_text() == ""
 
 
-def test_a_lock_left_by_a_dead_process_is_broken(project):
+def test_a_lock_left_by_a_dead_process_is_taken_over(project):
     lock = project.root / ".secretshift" / LOCK_FILE
     lock.parent.mkdir(exist_ok=True)
     lock.write_text(json.dumps({"id": "dead01", "owner": "ci", "host": socket.gethostname(),
                                 "pid": 2 ** 22 + 17, "since": "2026-12-03T10:00:00Z"}))
-    assert project.apply() == 0
+    console = Recorder()
+    assert commands.apply(project.config, None, True, console) == 0
+    assert any("Taking over the stale lock dead01" in line for line in console.errors)
     assert project.holdings("corp_vault") == VALUES
+
+
+def test_a_lock_naming_another_host_needs_force_unlock(project):
+    lock = project.root / ".secretshift" / LOCK_FILE
+    lock.parent.mkdir(exist_ok=True)
+    lock.write_text(json.dumps({"id": "far001", "owner": "ci", "host": "build-agent-7",
+                                "pid": 4242, "since": "2026-12-03T10:00:00Z"}))
+    with pytest.raises(LockHeld, match="names another host.*--force-unlock far001"):
+        project.apply()
+    assert project.holdings("corp_vault") == {}
+    assert project.apply(force_unlock="far001") == 0
+    assert project.holdings("corp_vault") == VALUES
+
+
+def test_two_applies_racing_for_a_stale_lock_never_both_hold_it(project):
+    from engine.lock import ApplyLock
+
+    state = project.root / ".secretshift"
+    state.mkdir(exist_ok=True)
+    (state / LOCK_FILE).write_text(json.dumps({"id": "dead02", "owner": "ci", "host": socket.gethostname(),
+                                               "pid": 2 ** 22 + 19, "since": "2026-12-03T10:00:00Z"}))
+    with ApplyLock(state):
+        with pytest.raises(LockHeld):
+            with ApplyLock(state):
+                pass
 
 
 def test_resume_is_refused_when_the_config_changed(project):
@@ -250,3 +284,60 @@ def test_journal_group_commit_keeps_every_record_from_many_threads(tmp_path):
     assert state.status == "complete"
     assert sorted(len(r.steps) for r in state.actions.values()) == [8] * 50
     assert all(sorted(r.steps) == [f"step{n}" for n in range(8)] for r in state.actions.values())
+
+
+def two_stores(tmp_path, extra: str = "") -> Path:
+    (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    config = tmp_path / "secretshift.yaml"
+    config.write_text(f"""version: 1
+managers:
+  a: {{type: builtin, path: a.db, key: {{file: master.key}}}}
+  b: {{type: builtin, path: b.db, key: {{file: master.key}}}}
+migrations:
+  - {{from: a, to: b, mode: copy}}
+{extra}""")
+    return config
+
+
+def test_rollback_after_a_resume_undoes_a_write_whose_journal_record_was_lost(tmp_path):
+    """Killed between the target write and its 'written' record, then resumed: the resume
+    finds the write done, and rollback must still put the old target value back."""
+    config = two_stores(tmp_path, "on_conflict: overwrite\n")
+    secret = SecretId(Kind.TEXT, "x")
+    with Workspace(config) as ws:
+        ws.backend("a").write(secret, SecretValue(b"NEW"))
+        ws.backend("b").write(secret, SecretValue(b"OLD"))
+    assert commands.apply(config, None, True, Recorder()) == 0
+    path = latest(tmp_path / ".secretshift").path
+    lines = path.read_bytes().splitlines(keepends=True)
+    cut = next(i for i, line in enumerate(lines) if b'"target_previous"' in line)
+    path.write_bytes(b"".join(lines[:cut + 1]))  # as if killed right after the write
+    assert commands.apply(config, None, True, Recorder()) == 0  # resumes: found already done
+    assert commands.rollback(config, True, Recorder()) == 0
+    with Workspace(config) as ws:
+        assert ws.backend("b").read(secret) == SecretValue(b"OLD")
+        assert ws.backend("a").read(secret) == SecretValue(b"NEW")
+
+
+def test_two_managers_naming_one_store_are_refused_before_anything_is_read(tmp_path):
+    config = two_stores(tmp_path)
+    config.write_text(config.read_text().replace("path: b.db", "path: ./sub/../a.db"))
+    with pytest.raises(SecretShiftError, match="'a' and 'b' .* are the same store under two names"):
+        commands.plan(config)
+
+
+def test_a_saved_plan_edited_to_move_a_secret_onto_its_own_manager_is_refused(tmp_path):
+    config = two_stores(tmp_path)
+    secret = SecretId(Kind.TEXT, "x")
+    with Workspace(config) as ws:
+        ws.backend("a").write(secret, SecretValue(b"only copy"))
+    plan_file = tmp_path / "plan.json"
+    commands.plan(config, "json", str(plan_file))
+    document = json.loads(plan_file.read_text())
+    document["actions"][0].update({"to": "a", "target_location": "a.db:text/x"})
+    plan_file.write_text(json.dumps(document))
+    with pytest.raises(SecretShiftError, match="does not match secretshift.yaml, nothing was written: "
+                                               "text secret 'x' moves from manager 'a' onto itself"):
+        commands.apply(config, str(plan_file), False, Recorder())
+    with Workspace(config) as ws:
+        assert ws.backend("a").read(secret) == SecretValue(b"only copy")

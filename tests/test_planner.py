@@ -287,3 +287,28 @@ def test_a_settled_target_and_unplaced_secrets_are_not_read():
                "other": frozenset({SecretId(F, "unrelated")})}
     wanted = reads_needed(config(managers=("harness", "vault", "other"), migrations=[move()]), listing)
     assert wanted == {"harness": {SecretId(T, "db")}, "vault": {SecretId(T, "db")}, "other": set()}
+
+
+def test_a_saved_plan_edited_to_do_what_the_config_does_not_say_is_caught():
+    from dataclasses import replace
+
+    from engine.planner import disagreements
+
+    cfg = config(managers=("harness", "vault", "other"), migrations=[move()])
+    inv = inventory({"harness": {"text:db": "a"}, "vault": {}, "other": {}})
+    rules = {m: Rules(m) for m in cfg.managers}
+    plan = make_plan(cfg, inv, rules)
+    (action,) = plan.actions
+    assert disagreements(plan, cfg, rules) == []
+
+    def edited(**changes):
+        return disagreements(replace(plan, actions=(replace(action, **changes),)), cfg, rules)
+
+    assert edited(target="harness", target_location="harness/text/db") == [
+        "text secret 'db' moves from manager 'harness' onto itself"]
+    assert edited(target="zzz") == ["text secret 'db' names manager 'zzz', which the config does not define"]
+    assert "puts it at vault/text/db" in edited(target_location="vault/text/elsewhere")[0]
+    assert "delete_source false" in edited(delete_source=False)[0]
+    assert "does not place it in 'other'" in edited(target="other", target_location="other/text/db")[0]
+    assert edited(action="copy", delete_source=False) == [
+        "text secret 'db': the config does not place it in 'vault' from 'harness' by copy"]

@@ -145,6 +145,10 @@ class AwsSecretsManagerBackend(Backend):
 
     # ----------------------------------------------------------------- Backend interface
 
+    def storage_keys(self) -> set[tuple]:
+        """The region, endpoint and name prefix (two managers with the same ones share every name)."""
+        return {("aws_secrets_manager", self.region, self.endpoint, self.prefix)}
+
     def location(self, secret: SecretId) -> str:
         """The AWS secret name: `<prefix><name>` or `<prefix>files/<name>`."""
         folder = FILES_FOLDER if secret.kind is Kind.FILE else ""
@@ -221,7 +225,7 @@ class AwsSecretsManagerBackend(Backend):
             raise BackendError(self.manager_id, f"cannot delete {secret}: AWS refused the request "
                                f"({reply.code}: {reply.message})", where)
 
-    def restore(self, secret: SecretId) -> None:
+    def restore(self, secret: SecretId) -> bool:
         """Cancel the scheduled deletion of a secret (RestoreSecret); it reads again as before."""
         self._refuse_if_read_only(secret, "restore")
         where = self.location(secret)
@@ -230,6 +234,7 @@ class AwsSecretsManagerBackend(Backend):
         if isinstance(reply, _Refusal):
             raise BackendError(self.manager_id, f"cannot restore {secret}: AWS has no secret of "
                                "that name (never created, or its recovery window has ended)", where)
+        return True
 
     def scheduled_for_deletion(self) -> dict[SecretId, datetime]:
         """Secrets of our layout in their recovery window, with the DeletedDate AWS reports.

@@ -100,6 +100,17 @@ class Backend(abc.ABC):
             return [((writes + deletes)[0], str(error))]
         return []
 
+    def restore(self, secret: SecretId) -> bool:
+        """Undo a recoverable delete, if this manager has one; True when the secret reads
+        again as before. By default False: the caller writes the value back instead."""
+        return False
+
+    def storage_keys(self) -> set[tuple]:
+        """Identifies the storage this manager reads and writes: two managers sharing any
+        key are the same store under two names (a move between them would delete the only
+        copy). The default is unique per manager."""
+        return {(self.type_name, "manager", self.manager_id)}
+
     def ping(self) -> None:
         """Check that the manager is reachable and the credentials work."""
         self.list_ids()

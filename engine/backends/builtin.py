@@ -232,6 +232,10 @@ class BuiltinBackend(Backend):
             if latest is not None and not latest.deleted:
                 self._insert_row(conn, secret, latest.version + 1, deleted=True)
 
+    def storage_keys(self) -> set[tuple]:
+        """The store file, links and `..` resolved."""
+        return {("builtin", os.path.realpath(self.path))}
+
     def location(self, secret: SecretId) -> str:
         """`<file name>:<kind>/<name>`, e.g. `harness.db:text/db_password`."""
         return f"{self.path.name}:{secret.kind.value}/{secret.name}"

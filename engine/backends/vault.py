@@ -17,6 +17,7 @@ import binascii
 import ipaddress
 import os
 import re
+import socket
 import threading
 import unicodedata
 import urllib.parse
@@ -101,6 +102,7 @@ class VaultBackend(Backend):
         self.file_encoding = file_encoding
         self.max_value_bytes = max_value_bytes or DEFAULT_MAX_VALUE_BYTES
         self.retry = RetryPolicy(attempts=1 + max(0, int(retries)))
+        self.namespace = (namespace or "").strip("/")
         self._client = _make_client(manager_id, self.address, token, namespace, ca_cert,
                                     timeout, parallelism)
         self._layout: MountLayout | None = None
@@ -115,6 +117,14 @@ class VaultBackend(Backend):
         return cls(manager_id, **{k: settings[k] for k in known if settings.get(k) is not None})
 
     # ----------------------------------------------------------------- Backend interface
+
+    def storage_keys(self) -> set[tuple]:
+        """One key per address the Vault host resolves to (so `localhost` and `127.0.0.1`
+        meet), with the namespace and the folder `<secret_engine>/<base_path>`."""
+        parts = urllib.parse.urlsplit(self.address)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        folder = _join(self.secret_engine, self.base_path)
+        return {("vault", host, port, self.namespace or "", folder) for host in _addresses(parts.hostname, port)}
 
     def location(self, secret: SecretId) -> str:
         """The logical path `<engine>/<base_path>/<FOLDER>/<name>` (never `data/`)."""
@@ -335,6 +345,11 @@ class VaultBackend(Backend):
         if not isinstance(value, str):
             raise BackendError(self.manager_id, 'the secret has no string "value" field, so it is '
                                "not in the layout secretshift reads", where)
+        extra = sorted(set(data) - ({"value", "encoding"} if secret.kind is Kind.FILE else {"value"}))
+        if extra:  # moving only "value" would silently drop these fields
+            raise BackendError(self.manager_id, f"the secret holds fields besides \"value\" "
+                               f"({', '.join(map(repr, extra))}); secretshift moves single-value "
+                               "secrets only, so it leaves this one alone", where)
         if secret.kind is Kind.TEXT:
             return SecretValue.from_text(value)
         encoding = data.get("encoding", self.file_encoding)
@@ -468,6 +483,14 @@ def _checked_address(manager_id: str, address: str) -> str:
         raise BackendError(manager_id, f"refusing plain http address {address}: secret values "
                            "are only sent over TLS (https://); http is allowed only for loopback hosts")
     return str(address).strip().rstrip("/")
+
+
+def _addresses(host: str, port: int) -> set[str]:
+    """The IP addresses `host` resolves to (itself when it does not resolve)."""
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError):
+        return {host.lower()}
 
 
 def _is_loopback(host: str) -> bool:

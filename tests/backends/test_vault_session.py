@@ -40,3 +40,33 @@ def test_a_proxy_from_the_environment_is_used(vault, monkeypatch):
 def test_no_proxy_from_the_environment_is_honoured(vault, monkeypatch):
     backend = backend_for(vault, monkeypatch, HTTP_PROXY=f"http://127.0.0.1:{closed_port()}", NO_PROXY="127.0.0.1")
     assert backend.list_ids() == []
+
+
+def test_one_vault_folder_named_two_ways_has_a_shared_storage_key(vault):
+    def make(address, engine, base):
+        return VaultBackend.from_settings("m", {"address": address, "token": SecretValue.from_text("t"),
+                                                "secret_engine": engine, "base_path": base})
+
+    port = vault.url.rsplit(":", 1)[1]
+    one = make(f"http://127.0.0.1:{port}", "secret", "harness")
+    same = make(f"http://localhost:{port}/", "secret/", "/harness/")
+    other = make(f"http://127.0.0.1:{port}", "secret", "harness2")
+    assert one.storage_keys() & same.storage_keys()
+    assert not one.storage_keys() & other.storage_keys()
+
+
+def test_a_secret_with_fields_besides_value_is_refused_not_truncated(vault):
+    import hvac
+
+    from engine.errors import BackendError
+    from engine.model import Kind, SecretId
+
+    mount = fresh_mount(vault, 1)
+    hvac.Client(url=vault.url, token=vault.root_token).secrets.kv.v1.create_or_update_secret(
+        "app/SECRET_TEXT/db", {"value": "pw-canary", "username": "admin-canary"}, mount_point=mount)
+    backend = VaultBackend.from_settings("corp_vault", {
+        "address": vault.url, "token": SecretValue.from_text(vault.root_token),
+        "secret_engine": mount, "base_path": "app"})
+    with pytest.raises(BackendError, match="fields besides \"value\" \\('username'\\)") as caught:
+        backend.read(SecretId(Kind.TEXT, "db"))
+    assert "canary" not in str(caught.value)
