@@ -64,6 +64,11 @@ def apply_plan(
     changes = plan.changes
     managers = Managers(backends)
     already = check_current(changes, managers, fingerprint)
+    if len(already) == len(changes):  # all carried out already: nothing to write, nothing to journal
+        outcomes = [Outcome(action, "already") for action in changes]
+        for outcome in outcomes:
+            progress(outcome)
+        return outcomes
     preflight(changes, backends)
     journal = start_journal()
     return run_actions(changes, already, managers, fingerprint, journal, progress, stop_requested)

@@ -118,7 +118,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "validate":
         return _print(commands.validate(cfg))
     if args.command == "plan":
-        text, code = commands.plan(cfg, args.format, args.out, args.detailed_exitcode, color)
+        text, code = commands.plan(cfg, args.format, args.out, args.detailed_exitcode, color,
+                                   warn=lambda message: print(message, file=sys.stderr))
         sys.stdout.write(text)
         return code
     if args.command == "apply":
@@ -177,19 +178,23 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(f"error: {problem}", file=sys.stderr)
-    except SecretShiftError as error:
-        print(f"error: {error}", file=sys.stderr)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         return 1
-    except Exception as error:  # an unexpected bug: name it, never print its message (it may hold data)
-        print(f"error: internal error ({type(error).__name__}); run with --debug for the traceback",
-              file=sys.stderr)
-    if args.debug:
-        traceback.print_exc()
-    return 1
+    except Exception as error:  # noqa: BLE001 - every error ends as one line (and exit 1)
+        for line in _error_lines(error):
+            print(f"error: {line}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        return 1
+
+
+def _error_lines(error: Exception) -> list[str]:
+    if isinstance(error, ConfigError):
+        return [str(problem) for problem in error.problems]
+    if isinstance(error, SecretShiftError):
+        return [str(error)]
+    # an unexpected bug: name it, never print its message (it may hold data)
+    return [f"internal error ({type(error).__name__}); run with --debug for the traceback"]

@@ -54,9 +54,15 @@ def validate(config_path) -> str:
 # --- plan -------------------------------------------------------------------------
 
 def plan(config_path, fmt: str = "text", out_file: str | None = None,
-         detailed_exitcode: bool = False, color: bool = False) -> tuple[str, int]:
-    """The plan rendered in `fmt`, and the exit code the contract gives it."""
+         detailed_exitcode: bool = False, color: bool = False,
+         warn: Callable[[str], None] = lambda message: None) -> tuple[str, int]:
+    """The plan rendered in `fmt`, and the exit code the contract gives it; `warn` hears
+    about an apply that did not finish (it must be resumed or rolled back first)."""
     with Workspace(config_path) as ws:
+        unfinished = execution.unfinished(ws)
+        if unfinished is not None:
+            warn(f"warning: apply {unfinished.apply_id} did not finish ({unfinished.status}); `secretshift apply` "
+                 f"resumes it and `secretshift rollback` undoes it; no other plan can be applied until then")
         result = compute_plan(ws)
     if out_file:
         save_plan(Path(out_file), result)

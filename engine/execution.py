@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from engine import __version__
 from engine.applier import Outcome, apply_plan, check_current, preflight, run_actions
 from engine.errors import PlanError, StalePlan, UsageError
-from engine.journal import Journal, JournalState, journal_key, latest
+from engine.journal import Journal, JournalState, changed_anything, journal_key, journals, latest, read_journal
 from engine.lock import ApplyLock
 from engine.managers import Managers
 from engine.plan import Plan
@@ -41,16 +41,16 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
           force_unlock: str | None = None) -> int:
     """Resume an unfinished apply, or apply a saved plan, or plan now, show, ask, apply."""
     with ws_factory() as ws, ApplyLock(ws.state_dir, force_unlock, console.err):
-        unfinished = _unfinished(ws)
-        if unfinished is not None:
-            return _resume(ws, unfinished, plan_file, console)
+        unfinished_apply = unfinished(ws)
+        if unfinished_apply is not None:
+            return _resume(ws, unfinished_apply, plan_file, auto_approve, console)
         to_apply = _plan_to_apply(ws, plan_file, console)
         if not to_apply.has_changes:
             if plan_file:
                 console.out("No changes in this plan; nothing to apply.")
             return EXIT_OK
         if not plan_file and not auto_approve and not console.ask(
-            f"Apply these {len(to_apply.changes)} changes? Only 'yes' will be accepted: "
+            f"Apply these {_count(len(to_apply.changes), 'change')}? Only 'yes' will be accepted: "
         ):
             console.err("Apply cancelled; nothing was changed.")
             return EXIT_ERROR
@@ -81,8 +81,9 @@ def _plan_to_apply(ws: Workspace, plan_file: str | None, console) -> Plan:
 
 def _check_saved_plan(saved: Plan, ws: Workspace, plan_file: str) -> None:
     if saved.config_digest != ws.config.digest:
-        raise StalePlan(f"stale plan: {ws.config.path.name} changed since {plan_file} was made; "
-                        f"nothing was written. Run plan again")
+        raise StalePlan(f"stale plan: {plan_file} was made from another version of the config than "
+                        f"{ws.config.path.name} (edited since, or another config); nothing was written. "
+                        f"Run plan again")
     if saved.fingerprint_key_id != ws.fingerprint_key_id:
         raise StalePlan(f"{plan_file} was made with another fingerprint key; nothing was written "
                         f"(set fingerprint_key in the config so plan and apply share one)")
@@ -93,12 +94,13 @@ def _check_saved_plan(saved: Plan, ws: Workspace, plan_file: str) -> None:
                         f"{problems[0]}{more}")
 
 
-def _unfinished(ws: Workspace) -> JournalState | None:
-    state = latest(ws.state_dir)
+def unfinished(ws: Workspace) -> JournalState | None:
+    """The last apply, if it did not finish (killed, interrupted, failed)."""
+    state = latest(ws.journal_dir)
     return None if state is None or state.finished else state
 
 
-def _resume(ws: Workspace, state: JournalState, plan_file: str | None, console) -> int:
+def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_approve: bool, console) -> int:
     """Finish the apply a journal says was not finished, without redoing verified steps."""
     if plan_file and load_plan(plan_file).changes != state.plan.changes:
         raise UsageError(f"apply {state.apply_id} did not finish ({state.status}); resume it with "
@@ -116,6 +118,13 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, console) 
     except StalePlan as stale:
         raise StalePlan(f"cannot resume apply {state.apply_id}: {stale}; undo it with `secretshift rollback`") from None
     preflight(changes, backends)
+    left = [a for i, a in enumerate(changes) if i not in already]
+    if not plan_file and not auto_approve:
+        width = max((len(a.id.name) for a in left), default=0)
+        console.out("\n".join(action_line(a, console.color, width) for a in left) + "\n")
+        if not console.ask(f"Finish these {_count(len(left), 'action')}? Only 'yes' will be accepted: "):
+            console.err("Resume cancelled; nothing was changed. `secretshift rollback` undoes what was done.")
+            return EXIT_ERROR
     journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
     journal.write({"event": "resume", **_about()})
     with _stop_on_interrupt(console) as stop_requested:
@@ -127,9 +136,13 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, console) 
     return EXIT_OK
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _new_journal(ws: Workspace, plan: Plan) -> Journal:
     apply_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
-    return Journal.create(ws.state_dir, apply_id, journal_key(ws.fingerprint_key), plan, _about())
+    return Journal.create(ws.journal_dir, apply_id, journal_key(ws.fingerprint_key), plan, _about())
 
 
 def _about() -> dict:
@@ -182,11 +195,7 @@ def rollback(ws_factory: Callable[[], Workspace], auto_approve: bool, console,
              force_unlock: str | None = None) -> int:
     """Undo the last apply recorded in the journal."""
     with ws_factory() as ws, ApplyLock(ws.state_dir, force_unlock, console.err):
-        state = latest(ws.state_dir)
-        if state is None:
-            raise UsageError(f"nothing to roll back: no apply has been journaled beside {ws.config.path.name}")
-        if state.status == "rolled_back":
-            raise UsageError(f"the last apply ({state.apply_id}) was already rolled back")
+        state = _last_apply(ws)
         journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
         managers = Managers(ws.backends())
         undos = plan_rollback(state, journal, managers, ws.fingerprint)
@@ -196,12 +205,31 @@ def rollback(ws_factory: Callable[[], Workspace], auto_approve: bool, console,
             return EXIT_OK
         console.out(f"Rollback of apply {state.apply_id} ({state.begin.get('time', '?')}):\n")
         console.out("\n".join(_undo_line(u) for u in undos) + "\n")
-        if not auto_approve and not console.ask(f"Undo these {len(undos)} actions? Only 'yes' will be accepted: "):
+        if not auto_approve and not console.ask(f"Undo these {_count(len(undos), 'action')}? "
+                                                f"Only 'yes' will be accepted: "):
             console.err("Rollback cancelled; nothing was changed.")
             return EXIT_ERROR
         run_rollback(undos, managers, journal)
     console.out(f"Rollback complete! {len(undos)} action(s) undone; every restored value was read back and matched.")
     return EXIT_OK
+
+
+def _last_apply(ws: Workspace) -> JournalState:
+    """The last apply that changed anything (applies that found everything done do not
+    count; an unfinished one that changed nothing is closed on the way)."""
+    for path in reversed(journals(ws.journal_dir)):
+        state = read_journal(path)
+        if changed_anything(state):
+            if state.status == "rolled_back":
+                raise UsageError(f"the last apply ({state.apply_id}) was already rolled back")
+            unknown = sorted({m for a in state.plan.changes for m in (a.source, a.target)} - set(ws.config.managers))
+            if unknown:
+                raise UsageError(f"the last apply ({state.apply_id}) wrote to manager {unknown[0]!r}, which "
+                                 f"{ws.config.path.name} no longer defines; restore it to roll back")
+            return state
+        if not state.finished:
+            Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key)).end("rolled_back", undone=0)
+    raise UsageError(f"nothing to roll back: no apply beside {ws.config.path.name} changed anything")
 
 
 def _undo_line(undo: Undo) -> str:

@@ -25,7 +25,6 @@ from engine.errors import PlanError, SecretShiftError
 from engine.model import SecretValue
 from engine.plan import Plan
 
-JOURNAL_DIR = "journal"
 FINISHED = ("complete", "rolled_back")
 
 
@@ -79,9 +78,8 @@ class Journal:
         self._failed: OSError | None = None
 
     @classmethod
-    def create(cls, state_dir: Path, apply_id: str, key: bytes, plan: Plan, about: dict) -> Journal:
-        """Start the journal of a new apply, recording the plan it carries out."""
-        folder = state_dir / JOURNAL_DIR
+    def create(cls, folder: Path, apply_id: str, key: bytes, plan: Plan, about: dict) -> Journal:
+        """Start the journal of a new apply in `folder`, recording the plan it carries out."""
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         journal = cls(folder / f"{apply_id}.jsonl", apply_id, key)
         journal.write({"event": "begin", "apply_id": apply_id, **about, "plan": plan.to_dict()})
@@ -214,13 +212,17 @@ def _records(path: Path) -> Iterator[dict[str, Any]]:
         yield record
 
 
-def journals(state_dir: Path) -> list[Path]:
-    """Every journal beside the config, oldest first (apply ids sort by time)."""
-    folder = state_dir / JOURNAL_DIR
+def journals(folder: Path) -> list[Path]:
+    """Every journal in `folder` (one config's), oldest first (apply ids sort by time)."""
     return sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
 
 
-def latest(state_dir: Path) -> JournalState | None:
+def latest(folder: Path) -> JournalState | None:
     """The most recent journal, or None."""
-    paths = journals(state_dir)
+    paths = journals(folder)
     return read_journal(paths[-1]) if paths else None
+
+
+def changed_anything(state: JournalState) -> bool:
+    """True when the apply wrote a target or deleted a source."""
+    return any({"written", "source_value"} & set(record.steps) for record in state.actions.values())

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from engine.config import Config, Migration, SecretPlacement
 from engine.inventory import Inventory
-from engine.model import InventoryEntry, SecretId
+from engine.model import InventoryEntry, Kind, SecretId
 from engine.plan import Action, Plan, Problem
 
 
@@ -48,11 +48,13 @@ def make_plan(
     inventory: Inventory,
     rules: Mapping[str, PlacementRules],
     referenced: Iterable[SecretId] = (),
+    first_site: Mapping[SecretId, str] | None = None,
 ) -> Plan:
     """Compute the actions that bring every manager to the config's placement.
 
     `referenced` lists the secret of every reference found in the scanned files (one
-    item per reference); a reference to a secret no manager holds is a plan error.
+    item per reference); a reference to a secret no manager holds is a plan error, named
+    by `first_site` (file:line:col of its first reference) when given.
     """
     reference_counts = Counter(referenced)
     placements, errors = _placements(config, inventory)
@@ -62,7 +64,7 @@ def make_plan(
         errors.extend(problems)
         if action is not None:
             actions.append(_with_references(action, reference_counts))
-    errors.extend(_unresolved_references(reference_counts, inventory))
+    errors.extend(_unresolved_references(reference_counts, inventory, first_site or {}))
     actions.sort(key=lambda a: (a.source or "", a.target, a.id))
     errors.sort(key=_problem_order)
     return Plan(actions=tuple(actions), errors=tuple(errors))
@@ -290,12 +292,17 @@ def _with_references(action: Action, counts: Counter) -> Action:
     return Action(**{**action.__dict__, "references": count})
 
 
-def _unresolved_references(counts: Counter, inventory: Inventory) -> list[Problem]:
-    return [
-        Problem(
+def _unresolved_references(counts: Counter, inventory: Inventory, first_site: Mapping[SecretId, str]) -> list[Problem]:
+    problems = []
+    for secret, count in sorted(counts.items()):
+        if inventory.holders(secret):
+            continue
+        where = f" (first at {first_site[secret]})" if secret in first_site else ""
+        other = SecretId(Kind.FILE if secret.kind is Kind.TEXT else Kind.TEXT, secret.name)
+        hint = f"; a {other.kind.value} secret of that name exists" if inventory.holders(other) else ""
+        problems.append(Problem(
             "unresolved_reference", secret,
-            f"{count} reference(s) name {secret}, which no manager holds",
-        )
-        for secret, count in sorted(counts.items())
-        if not inventory.holders(secret)
-    ]
+            f"{count} reference{'s' if count != 1 else ''}{where} name{'' if count != 1 else 's'} {secret}, "
+            f"which no manager holds{hint}",
+        ))
+    return problems

@@ -26,8 +26,12 @@ def compute_plan(ws: Workspace) -> Plan:
     """Refresh every manager, scan references, and compute the plan."""
     backends = ws.backends()
     inventory = refresh(backends, ws.fingerprint, lambda listing: reads_needed(ws.config, listing))
-    referenced = [secret_of(r) for r in scan_reference_files(ws)[0]]
-    plan = make_plan(ws.config, inventory, backends, referenced)
+    found = scan_reference_files(ws)[0]
+    referenced = [secret_of(r) for r in found]
+    first_site = {}
+    for reference in found:
+        first_site.setdefault(secret_of(reference), f"{reference.file}:{reference.line}:{reference.column}")
+    plan = make_plan(ws.config, inventory, backends, referenced, first_site)
     refused = access_problems(plan.changes, backends)  # what the credentials would refuse
     return dataclasses.replace(
         plan,

@@ -42,6 +42,11 @@ class Workspace:
         """`.secretshift/` beside the config: keys, state, history."""
         return self.config.base_dir / STATE_DIR
 
+    @property
+    def journal_dir(self) -> Path:
+        """This config's apply journals (two configs in one folder keep separate ones)."""
+        return self.state_dir / "journal" / self.config.path.name
+
     def backend(self, manager_id: str) -> Backend:
         """The backend of one configured manager."""
         if manager_id not in self.config.managers:

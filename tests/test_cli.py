@@ -5,7 +5,9 @@ usage errors, one clear line per bad input with nothing changed, and the JSON sh
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -277,3 +279,20 @@ def test_put_and_get_round_trip_raw_bytes_from_stdin_and_file(project, tmp_path)
     assert project.source_values()[("file", "fresh.file")] == b"\x00\xff line\r\n"
     got = project.run("get", SOURCE, "fresh-text")
     assert (got.code, got.out, got.err) == (0, "é $X \\n\n".encode(), "")
+
+
+def test_debug_shows_the_traceback_and_plain_runs_do_not(tmp_path):
+    import subprocess
+
+    from clihelp import SECRETSHIFT
+
+    (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    (tmp_path / "secretshift.yaml").write_text(
+        "version: 1\nmanagers:\n  a: {type: builtin, path: a.db, key: {file: master.key}}\n")
+    plain = subprocess.run([str(SECRETSHIFT), "get", "nope", "x"], cwd=tmp_path, capture_output=True, text=True)
+    debug = subprocess.run([str(SECRETSHIFT), "--debug", "get", "nope", "x"], cwd=tmp_path,
+                           capture_output=True, text=True)
+    assert plain.returncode == debug.returncode == 1
+    assert "Traceback" not in plain.stderr
+    assert "Traceback (most recent call last)" in debug.stderr
+    assert "unknown manager 'nope'" in debug.stderr

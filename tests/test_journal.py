@@ -86,7 +86,7 @@ class Project:
 
 def test_a_complete_apply_leaves_a_journal_of_every_step_with_no_value_in_clear(project):
     assert project.apply() == 0
-    state = latest(project.root / ".secretshift")
+    state = latest(project.root / ".secretshift" / "journal" / "secretshift.yaml")
     assert state.status == "complete"
     assert len(state.actions) == len(VALUES)
     assert all(r.steps == ["started", "written", "verified", "source_value", "source_deleted", "done"]
@@ -101,7 +101,7 @@ def test_failure_after_some_writes_is_resumed_by_the_next_apply(project):
     project.vault.add_fault(status=500, path_regex=r"SECRET_TEXT/t03", method="POST", count=None)
     with pytest.raises(TransientError):
         project.apply()
-    state = latest(project.root / ".secretshift")
+    state = latest(project.root / ".secretshift" / "journal" / "secretshift.yaml")
     assert state.status == "failed"
     assert project.holdings("harness")  # nothing lost: the failed secret still has its source
     project.vault.clear_faults()
@@ -110,7 +110,7 @@ def test_failure_after_some_writes_is_resumed_by_the_next_apply(project):
     assert any("Resuming apply" in line for line in console.lines)
     assert project.holdings("corp_vault") == VALUES
     assert project.holdings("harness") == {}
-    assert latest(project.root / ".secretshift").status == "complete"
+    assert latest(project.root / ".secretshift" / "journal" / "secretshift.yaml").status == "complete"
 
 
 def test_an_interrupted_apply_stops_between_actions_and_resumes(project, monkeypatch):
@@ -118,7 +118,7 @@ def test_an_interrupted_apply_stops_between_actions_and_resumes(project, monkeyp
     monkeypatch.setattr(execution, "_stop_on_interrupt", _stop_after(lambda: next(calls) >= 3))
     with pytest.raises(SecretShiftError, match="interrupted after 3 of 10 actions"):
         project.apply()
-    assert latest(project.root / ".secretshift").status == "interrupted"
+    assert latest(project.root / ".secretshift" / "journal" / "secretshift.yaml").status == "interrupted"
     assert len(project.holdings("corp_vault")) == 3
     monkeypatch.undo()
     assert project.apply() == 0
@@ -141,7 +141,7 @@ def test_rollback_after_a_complete_apply_restores_the_original_layout(project):
     assert project.rollback() == 0
     assert project.holdings("harness") == before
     assert project.holdings("corp_vault") == {}
-    assert latest(project.root / ".secretshift").status == "rolled_back"
+    assert latest(project.root / ".secretshift" / "journal" / "secretshift.yaml").status == "rolled_back"
     assert project.apply() == 0  # and the migration can be done again
     assert project.holdings("corp_vault") == VALUES
 
@@ -242,7 +242,7 @@ def test_a_torn_last_journal_line_is_ignored(project):
     with pytest.raises(TransientError):
         project.apply()
     project.vault.clear_faults()
-    path = latest(project.root / ".secretshift").path
+    path = latest(project.root / ".secretshift" / "journal" / "secretshift.yaml").path
     path.write_bytes(path.read_bytes()[:-5])  # a crash in the middle of the last record
     assert read_journal(path).status == "running"
     assert project.apply() == 0
@@ -266,7 +266,7 @@ def test_concurrent_apply_reports_progress_in_plan_order_and_journals_every_step
     progress = [line for line in console.lines if line.endswith("done, verified")]
     names = [line.split()[3] for line in progress]
     assert names == sorted(names, key=lambda n: (n[0] != "f", n))  # plan order: files, then texts
-    state = latest(project.root / ".secretshift")
+    state = latest(project.root / ".secretshift" / "journal" / "secretshift.yaml")
     assert {i for i, r in state.actions.items() if r.steps[-1] == "done"} == set(range(len(VALUES)))
 
 
@@ -308,7 +308,7 @@ def test_rollback_after_a_resume_undoes_a_write_whose_journal_record_was_lost(tm
         ws.backend("a").write(secret, SecretValue(b"NEW"))
         ws.backend("b").write(secret, SecretValue(b"OLD"))
     assert commands.apply(config, None, True, Recorder()) == 0
-    path = latest(tmp_path / ".secretshift").path
+    path = latest(tmp_path / ".secretshift" / "journal" / "secretshift.yaml").path
     lines = path.read_bytes().splitlines(keepends=True)
     cut = next(i for i, line in enumerate(lines) if b'"target_previous"' in line)
     path.write_bytes(b"".join(lines[:cut + 1]))  # as if killed right after the write
@@ -341,3 +341,40 @@ def test_a_saved_plan_edited_to_move_a_secret_onto_its_own_manager_is_refused(tm
         commands.apply(config, str(plan_file), False, Recorder())
     with Workspace(config) as ws:
         assert ws.backend("a").read(secret) == SecretValue(b"only copy")
+
+
+def test_reapplying_a_saved_plan_journals_nothing_and_rollback_still_reaches_the_real_apply(project):
+    plan_file = project.root / "plan.json"
+    commands.plan(project.config, "json", str(plan_file))
+    assert commands.apply(project.config, str(plan_file), False, Recorder()) == 0
+    journal_dir = project.root / ".secretshift" / "journal" / "secretshift.yaml"
+    assert len(list(journal_dir.glob("*.jsonl"))) == 1
+    assert commands.apply(project.config, str(plan_file), False, Recorder()) == 0
+    assert len(list(journal_dir.glob("*.jsonl"))) == 1
+    assert project.rollback() == 0
+    assert project.holdings("harness") == VALUES
+
+
+def test_two_configs_in_one_folder_keep_their_own_journals(project):
+    other = project.root / "other.yaml"
+    other.write_text(project.config.read_text().replace("mode: move", "mode: copy"))
+    assert commands.apply(other, None, True, Recorder()) == 0
+    with pytest.raises(SecretShiftError, match="nothing to roll back: no apply beside secretshift.yaml"):
+        project.rollback()
+    assert commands.rollback(other, True, Recorder()) == 0
+    assert project.holdings("corp_vault") == {}
+
+
+def test_plan_warns_about_an_unfinished_apply_and_resume_asks_first(project):
+    project.vault.add_fault(status=500, path_regex=r"SECRET_TEXT/t03", method="POST", count=None)
+    with pytest.raises(TransientError):
+        project.apply()
+    project.vault.clear_faults()
+    warnings = []
+    commands.plan(project.config, warn=warnings.append)
+    assert len(warnings) == 1 and "did not finish (failed)" in warnings[0]
+    declined = Recorder(answers=["no"])
+    assert commands.apply(project.config, None, False, declined) == 1
+    assert any(line.startswith("  >") for line in declined.lines[1:])
+    assert commands.apply(project.config, None, False, Recorder(answers=["yes"])) == 0
+    assert project.holdings("corp_vault") == VALUES

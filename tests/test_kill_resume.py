@@ -46,7 +46,7 @@ def holdings(config: Path, manager: str) -> dict[SecretId, bytes]:
 
 
 def journal_records(config: Path) -> int:
-    folder = config.parent / ".secretshift" / "journal"
+    folder = config.parent / ".secretshift" / "journal" / config.name
     return sum(path.read_bytes().count(b"\n") for path in folder.glob("*.jsonl")) if folder.exists() else 0
 
 

@@ -312,3 +312,12 @@ def test_a_saved_plan_edited_to_do_what_the_config_does_not_say_is_caught():
     assert "does not place it in 'other'" in edited(target="other", target_location="other/text/db")[0]
     assert edited(action="copy", delete_source=False) == [
         "text secret 'db': the config does not place it in 'vault' from 'harness' by copy"]
+
+
+def test_an_unresolved_reference_names_where_it_is_and_a_secret_of_the_other_kind():
+    inv = inventory({"harness": {"file:blob": "b"}})
+    plan = make_plan(config(migrations=[move()]), inv, {m: Rules(m) for m in ("harness", "vault")},
+                     [SecretId(T, "blob"), SecretId(T, "blob")], {SecretId(T, "blob"): "pipes/a.yaml:3:7"})
+    (problem,) = plan.errors
+    assert problem.message == ("2 references (first at pipes/a.yaml:3:7) name text secret 'blob', "
+                               "which no manager holds; a file secret of that name exists")

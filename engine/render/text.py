@@ -42,10 +42,8 @@ def render_text(plan: Plan, color: bool = False) -> str:
         lines += [_paint("Errors (this plan cannot be applied):", "error", color), ""]
         lines += [f"  {_paint('!', 'error', color)} {e.code}: {e.message}" for e in plan.errors]
         lines.append("")
-    noops = plan.summary()["noop"]
-    in_place = f" {noops} secret{'s' if noops != 1 else ''} already in place." if noops else ""
     if not plan.changes and not plan.errors:
-        lines.append(f"No changes. Every secret is where the config places it.{in_place}")
+        lines.append("No changes. Every secret is where the config places it.")
     else:
-        lines.append(summary_line(plan) + in_place)
+        lines.append(summary_line(plan))
     return "\n".join(lines) + "\n"

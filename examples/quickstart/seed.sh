@@ -6,14 +6,22 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 config="$(realpath "${1:-$here/secretshift.yaml}")"
 
+# Each put is its own process: run four at a time (the store serialises the writes); a
+# failed put leaves a mark that fails the script once the others are done.
+failed="$(dirname "$config")/work/seed-failed"
+rm -f "$failed"
+throttle() { while (( $(jobs -rp | wc -l) >= 4 )); do wait -n || true; done; }
+finish() { wait; if [ -e "$failed" ]; then echo "seeding failed: $(cat "$failed")" >&2; exit 1; fi; }
 put_text() {  # put_text NAME VALUE: stores VALUE byte for byte (printf, so no newline is added)
-  printf '%s' "$2" | secretshift -c "$config" put harness "$1"
+  throttle
+  { printf '%s' "$2" | secretshift -c "$config" put harness "$1" || echo "$1" >> "$failed"; } &
 }
 put_file() {  # put_file NAME PATH
-  secretshift -c "$config" put harness "$1" --kind file --from-file "$2"
+  throttle
+  { secretshift -c "$config" put harness "$1" --kind file --from-file "$2" || echo "$1" >> "$failed"; } &
 }
 
-put_text db_password          'fake-Pg-pa55word-2026'
+printf '%s' 'fake-Pg-pa55word-2026' | secretshift -c "$config" put harness db_password  # creates the store
 put_text db_readonly_password 'ro-FAKE-7c1e09a4b2'
 put_text mysql_root_password  'r00t-$ecret-"with quotes"-and-\backslash\-FAKE'
 put_text redis_password       'redis:FAKE:pw/with/slashes+plus=eq'
@@ -33,6 +41,7 @@ put_text shared_token         'FAKE-account-level-token'
 put_text terraform_cloud_token 'FAKE.atlasv1.tfc-token-xyz'
 
 files="$(dirname "$config")/work/files"
+finish
 python3 "$here/make_files.py" "$files"
 put_file tls_chain       "$files/tls_chain.pem"
 put_file tls_key         "$files/tls_key.pem"
@@ -44,4 +53,5 @@ put_file npmrc           "$files/npmrc"
 put_file docker_config   "$files/docker_config.json"
 put_file app_env         "$files/app.env"
 put_file db_password     "$files/app.env"   # the same name as a text secret: they are independent
+finish
 rm -rf "$files"  # the generated files now live only in the encrypted store
