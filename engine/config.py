@@ -116,12 +116,18 @@ def load_config(path: str | Path) -> Config:
     data, marks, problems = _parse_yaml(raw, shown)
     # A value the YAML reader already refused (a tag, an alias loop) is not reported twice.
     refused = {(p.line, p.column) for p in problems}
+    unreadable = schema.check_text(data, marks, shown)
     checked = schema.check_schema(data, marks, shown) + schema.check_semantics(data, marks, shown)
-    problems += [p for p in checked if (p.line, p.column) not in refused]
-    resolver = _Resolver(path.absolute().parent, marks, shown)
-    credentials = resolver.credentials(data)
-    resolver.check_files(data)
-    problems += resolver.problems
+    # where a specific check (a secret name's rules) spoke, the generic text check stays quiet
+    specific = {(p.line, p.column) for p in checked}
+    unreadable_only = [p for p in unreadable if (p.line, p.column) not in specific]
+    problems += [p for p in unreadable_only + checked if (p.line, p.column) not in refused]
+    credentials = {}
+    if not unreadable:  # no file name with a NUL or a lone surrogate is ever opened
+        resolver = _Resolver(path.absolute().parent, marks, shown)
+        credentials = resolver.credentials(data)
+        resolver.check_files(data)
+        problems += resolver.problems
     if problems:
         raise ConfigError(_sorted_unique(problems))
     return _build(path.absolute(), data, marks, credentials, hashlib.sha256(raw).hexdigest())

@@ -108,6 +108,7 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_appr
     if state.plan.config_digest != ws.config.digest:
         raise UsageError(f"cannot resume apply {state.apply_id}: {ws.config.path.name} changed since it "
                          f"started; restore the config, or undo the apply with `secretshift rollback`")
+    _check_key(ws, state)
     changes = state.plan.changes
     done = sum(1 for record in state.actions.values() if "done" in record.steps or "already" in record.steps)
     console.out(f"Resuming apply {state.apply_id} ({state.status} after {done} of {len(changes)} actions).")
@@ -222,6 +223,7 @@ def _last_apply(ws: Workspace) -> JournalState:
         if changed_anything(state):
             if state.status == "rolled_back":
                 raise UsageError(f"the last apply ({state.apply_id}) was already rolled back")
+            _check_key(ws, state)
             unknown = sorted({m for a in state.plan.changes for m in (a.source, a.target)} - set(ws.config.managers))
             if unknown:
                 raise UsageError(f"the last apply ({state.apply_id}) wrote to manager {unknown[0]!r}, which "
@@ -230,6 +232,14 @@ def _last_apply(ws: Workspace) -> JournalState:
         if not state.finished:
             Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key)).end("rolled_back", undone=0)
     raise UsageError(f"nothing to roll back: no apply beside {ws.config.path.name} changed anything")
+
+
+def _check_key(ws: Workspace, state: JournalState) -> None:
+    """The journal's values and fingerprints need the key the apply used."""
+    if state.plan.fingerprint_key_id and state.plan.fingerprint_key_id != ws.fingerprint_key_id:
+        raise UsageError(f"apply {state.apply_id} used another fingerprint key than this config has now, "
+                         f"so its journal cannot be read: restore the key it used "
+                         f"(id {state.plan.fingerprint_key_id})")
 
 
 def _undo_line(undo: Undo) -> str:

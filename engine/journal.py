@@ -177,15 +177,22 @@ def read_journal(path: Path) -> JournalState:
     actions: dict[int, ActionRecord] = {}
     rollback: dict[int, list[str]] = {}
     status = "running"
-    for record in records[1:]:
+    count = len(plan.changes)
+    for number, record in enumerate(records[1:], 2):
         event = record.get("event")
+        if event in ("step", "rollback_step"):
+            index, step = record.get("index"), record.get("step")
+            if not (isinstance(index, int) and 0 <= index < count and isinstance(step, str)
+                    and isinstance(record.get("sealed", ""), str)):
+                raise JournalError(f"{path}:{number}: the journal is damaged (a step record needs an "
+                                   f"action index below {count}, a step name and sealed text)")
         if event == "step":
-            entry = actions.setdefault(int(record["index"]), ActionRecord())
-            entry.steps.append(record["step"])
+            entry = actions.setdefault(index, ActionRecord())
+            entry.steps.append(step)
             if "sealed" in record:
-                entry.sealed[record["step"]] = record["sealed"]
+                entry.sealed[step] = record["sealed"]
         elif event == "rollback_step":
-            rollback.setdefault(int(record["index"]), []).append(record["step"])
+            rollback.setdefault(index, []).append(step)
         elif event == "end":
             status = record["status"]
         elif event == "rollback_begin":

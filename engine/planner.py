@@ -103,9 +103,12 @@ def disagreements(plan: Plan, config: Config, rules: Mapping[str, PlacementRules
     the target's, or a secret the config does not place there that way."""
     problems = []
     explicit = {SecretId(p.kind, p.name): p for p in config.secrets}
+    seen: set[tuple[SecretId, str | None]] = set()
     for action in plan.changes:
         unknown = [m for m in (action.source, action.target) if m not in config.managers]
-        if unknown:
+        if (action.id, action.source) in seen:
+            problems.append(f"{action.id} from manager {action.source!r} is listed twice")
+        elif unknown:
             problems.append(f"{action.id} names manager {unknown[0]!r}, which the config does not define")
         elif action.source == action.target:
             problems.append(f"{action.id} moves from manager {action.source!r} onto itself")
@@ -118,6 +121,7 @@ def disagreements(plan: Plan, config: Config, rules: Mapping[str, PlacementRules
         elif not _placed_so(action, explicit.get(action.id), config):
             problems.append(f"{action.id}: the config does not place it in {action.target!r} from "
                             f"{action.source!r} by {'move' if action.delete_source else 'copy'}")
+        seen.add((action.id, action.source))
     return problems
 
 

@@ -227,6 +227,36 @@ def _suggestion(instance: Any, allowed: Iterable[Any]) -> str:
 # ---- checks no schema can express -------------------------------------------------
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def check_text(data: Any, marks: Marks, file: str) -> list[ConfigProblem]:
+    """Strings no config value can hold: control characters (NUL, newline...) and lone
+    surrogates (text that is not valid Unicode, so no file name or Vault path either)."""
+    found = []
+
+    def visit(value: Any, path: KeyPath) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(key, path) if isinstance(key, str) else None
+                visit(item, path + (key,))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                visit(item, path + (index,))
+        elif isinstance(value, str):
+            if _SURROGATE.search(value):
+                found.append(problem(file, marks.value(path), f"{path_text(path)} is not valid Unicode "
+                                                                f"(it holds a lone surrogate)"))
+            elif _CONTROL.search(value):
+                char = _CONTROL.search(value).group()
+                found.append(problem(file, marks.value(path), f"{path_text(path)} contains the control "
+                                                                f"character U+{ord(char):04X}"))
+
+    visit(data, ())
+    return found
+
+
 def check_semantics(data: Any, marks: Marks, file: str) -> list[ConfigProblem]:
     """Cross-reference checks on schema-shaped data; tolerant of parts the schema rejected."""
     if not isinstance(data, dict):

@@ -402,6 +402,43 @@ def test_request_count_and_reset(srv):
     assert srv.request_count == 0
 
 
+
+def test_dropped_connection_fault_closes_without_an_answer_and_changes_nothing(srv, client):
+    """drop=True (or status=0): the connection is closed with no answer, the request never
+    reaches Vault, the request log shows status 0; the next request is served normally."""
+    srv.add_fault(drop=True, path_regex=r"^secret/data/dropped$", method="POST", count=1)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        client.secrets.kv.v2.create_or_update_secret("dropped", {"v": "1"})
+    assert ("POST", "secret/data/dropped", 0) in srv.request_log
+    with pytest.raises(hx.InvalidPath):
+        client.secrets.kv.v2.read_secret_version("dropped", raise_on_deleted_version=True)
+    client.secrets.kv.v2.create_or_update_secret("dropped", {"v": "2"})
+    assert client.secrets.kv.v2.read_secret_version("dropped", raise_on_deleted_version=True)[
+        "data"]["data"] == {"v": "2"}
+    srv.add_fault(status=0, path_regex=r"^secret/data/dropped$", method="GET", count=2)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+    for _ in range(2):
+        conn.request("GET", "/v1/secret/data/dropped", headers={"X-Vault-Token": "root"})
+        with pytest.raises(http.client.RemoteDisconnected):
+            conn.getresponse()
+        conn.close()
+    conn.request("GET", "/v1/secret/data/dropped", headers={"X-Vault-Token": "root"})
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+def test_handled_drop_applies_the_write_but_loses_the_answer(srv, client):
+    """drop=True, handled=True: Vault carries the write out, then the answer is lost."""
+    srv.add_fault(drop=True, handled=True, path_regex=r"^secret/data/lost-answer$", method="POST")
+    with pytest.raises(requests.exceptions.ConnectionError):
+        client.secrets.kv.v2.create_or_update_secret("lost-answer", {"v": "1"})
+    read = client.secrets.kv.v2.read_secret_version("lost-answer", raise_on_deleted_version=True)
+    assert read["data"]["data"] == {"v": "1"} and read["data"]["metadata"]["version"] == 1
+    with pytest.raises(ValueError):
+        srv.add_fault(status=503, handled=True)
+    with pytest.raises(ValueError):
+        srv.add_fault()
+
 def test_http_hygiene(srv):
     """Unknown verb -> 405; '//' -> 301; over-size body -> 413; malformed JSON -> 400."""
     assert raw(srv, "OPTIONS", "secret/data/x").status_code == 405

@@ -32,6 +32,10 @@ def common_name_problem(name: str) -> str | None:
         return f"the name is longer than {MAX_NAME_LENGTH} characters"
     if name in (".", ".."):
         return "'.' and '..' are not names"
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "it is not valid Unicode (it holds a lone surrogate)"
     bad = _FORBIDDEN_NAME_CHARS.search(name)
     if bad:
         return f"it contains the character {bad.group()!r}"

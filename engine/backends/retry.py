@@ -47,7 +47,8 @@ def with_retries(
             return request()
         except TransientError as error:
             if attempt == policy.attempts:
-                raise TransientError(error.manager, f"{error.detail} (gave up after {attempt} attempts)",
+                tries = f"{attempt} attempt{'s' if attempt != 1 else ''}"
+                raise TransientError(error.manager, f"{error.detail} (gave up after {tries})",
                                      error.location) from error
             pause = policy.delay(attempt)
             if on_retry:

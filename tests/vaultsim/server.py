@@ -1,7 +1,9 @@
 """VaultServer: the public face of the simulator (HTTP listener, setup helpers, faults).
 
 Owns the socket side: a threaded HTTP/1.1 server on 127.0.0.1 with keep-alive, optional
-TLS, added latency, injected faults and request counting. Vault semantics live in core.py.
+TLS, added latency, injected faults (error answers, or a connection dropped without any
+answer, as a crashed proxy or load balancer would) and request counting. Vault semantics
+live in core.py.
 """
 
 from __future__ import annotations
@@ -38,9 +40,17 @@ FAULT_BODIES = {
 }
 
 
+DROP = 0  # the status of a fault that closes the connection without answering
+
+
 @dataclass
 class Fault:
-    """An injected failure; `count` None = forever. Use `.remove()` to withdraw it."""
+    """An injected failure; `count` None = forever. Use `.remove()` to withdraw it.
+
+    `status` DROP (0) closes the TCP connection without writing any answer; with
+    `handled` the request reaches Vault first (a write is applied) and only its answer
+    is lost, as when a proxy dies on the way back.
+    """
 
     status: int
     path_regex: re.Pattern
@@ -49,8 +59,14 @@ class Fault:
     after: int
     body: Any
     server: "VaultServer"
+    handled: bool = False
     seen: int = 0
     fired: int = 0
+
+    @property
+    def drops(self) -> bool:
+        """Whether this fault closes the connection instead of answering."""
+        return self.status == DROP
 
     def remove(self) -> None:
         """Withdraw this fault."""
@@ -73,6 +89,8 @@ class Fault:
         return True
 
     def reply(self, path: str) -> Reply:
+        if self.drops:
+            return Reply(DROP, None)
         if self.body is not None:
             return Reply(self.status, self.body)
         if self.status == 429:
@@ -183,15 +201,24 @@ class VaultServer:
         return self.core.state.sealed
 
     # --- faults and counters -----------------------------------------------------------
-    def add_fault(self, status: int, path_regex: str = ".*", method: str | None = None,
-                  count: int | None = 1, after: int = 0, body: Any = None) -> Fault:
+    def add_fault(self, status: int | None = None, path_regex: str = ".*", method: str | None = None,
+                  count: int | None = 1, after: int = 0, body: Any = None, *,
+                  drop: bool = False, handled: bool = False) -> Fault:
         """Answer the next `count` matching requests (after skipping `after`) with `status`.
 
         `path_regex` is searched in the decoded path after /v1/ (namespace header not
         included); `method` matches the HTTP verb ("LIST" also matches GET ?list=true).
+        `drop=True` (or `status=0`) closes the connection without any answer instead;
+        `handled=True` lets Vault carry the request out before the answer is lost.
         """
+        if drop:
+            status = DROP
+        if status is None:
+            raise ValueError("add_fault needs a status, or drop=True")
+        if handled and status != DROP:
+            raise ValueError("handled=True only applies to a dropped connection")
         fault = Fault(status, re.compile(path_regex), method.upper() if method else None,
-                      count, after, body, self)
+                      count, after, body, self, handled)
         with self._fault_lock:
             self._faults.append(fault)
         return fault
@@ -207,25 +234,28 @@ class VaultServer:
             self.request_count = 0
             self.request_log.clear()
 
-    def _fault_for(self, method: str, path: str, query: str) -> Reply | None:
+    def _fault_for(self, method: str, path: str, query: str) -> Fault | None:
         listing = method == "LIST" or bool(re.search(r"(^|&)list=(1|t|true|True|TRUE)($|&)", query))
         with self._fault_lock:
             self.request_count += 1
             for fault in self._faults:
                 if fault.take(method, path, listing):
-                    return fault.reply(path)
+                    return fault
         return None
 
     # --- one request ---------------------------------------------------------------------
     def serve(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
-        """Latency, faults, then the core; the HTTP handler calls this."""
+        """Latency, faults, then the core; the HTTP handler calls this. A reply with
+        status DROP tells the handler to close the connection without answering."""
         if self.latency:
             time.sleep(self.latency)
         path, _, query = raw_path.partition("?")
         logical = unquote(path)[4:] if path.startswith("/v1/") else unquote(path)
-        reply = self._fault_for(method, logical, query)
-        if reply is None:
+        fault = self._fault_for(method, logical, query)
+        if fault is None or fault.handled:
             reply = self.core.handle(method, raw_path, headers, body)
+        if fault is not None:
+            reply = fault.reply(logical)
         self.request_log.append((method, logical, reply.status))
         return reply
 
@@ -295,6 +325,9 @@ class _Handler(BaseHTTPRequestHandler):
             reply = self.server.vault.serve(self.command, self.path, headers, body)
         except Exception as exc:  # a simulator bug must still answer like Vault would
             reply = Reply(500, {"errors": [f"1 error occurred:\n\t* internal error: {exc!r}\n\n"]})
+        if reply.status == DROP:  # close without a byte of answer: the client sees EOF
+            self.close_connection = True
+            return
         self._send(reply)
 
     def _send(self, reply: Reply) -> None:
