@@ -99,3 +99,38 @@ migrations:
     replan = subprocess.run([str(SECRETSHIFT), "-c", str(config), "plan", "--detailed-exitcode"],
                             env={**os.environ, "VAULT_TOKEN": "root"}, capture_output=True, text=True)
     assert replan.returncode == 0, replan.stdout + replan.stderr
+
+
+def test_ctrl_c_stops_after_the_current_step_and_a_rerun_finishes(tmp_path, slow_vault, monkeypatch):
+    monkeypatch.setenv("VAULT_TOKEN", "root")
+    expected = values()
+    (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    config = tmp_path / "secretshift.yaml"
+    config.write_text(f"""version: 1
+managers:
+  harness: {{type: builtin, path: harness.db, key: {{file: master.key}}}}
+  corp_vault: {{type: vault, address: "{slow_vault.url}", token: {{env: VAULT_TOKEN}}, base_path: sigint,
+               parallelism: 2}}
+migrations:
+  - {{from: harness, to: corp_vault, mode: move}}
+""")
+    with Workspace(config) as ws:
+        for secret, data in expected.items():
+            ws.backend("harness").write(secret, SecretValue(data))
+    process = subprocess.Popen([str(SECRETSHIFT), "-c", str(config), "apply", "--auto-approve"],
+                               env={**os.environ}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while journal_records(config) < 8:
+        assert time.monotonic() < deadline and process.poll() is None, "apply made no progress"
+        time.sleep(0.002)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1, err
+    assert "Stopping after the current step" in err
+    assert "interrupted after" in err and "run apply again to finish" in err
+    source, target = holdings(config, "harness"), holdings(config, "corp_vault")
+    assert 0 < len(target) < len(expected)
+    assert not set(source) & set(target), "an interrupted action was left half done"
+    assert {**source, **target} == expected
+    run_apply(config, None)
+    assert holdings(config, "corp_vault") == expected
