@@ -74,6 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 0 when there are no changes and 2 when there are")
+    p = command("show", "render a saved plan file as text, JSON or Markdown (reads no manager, needs no config)",
+                "Render a plan saved by `plan --out FILE`, e.g. as Markdown for a pull-request comment.\n"
+                "Only the file is read: no config and no manager is needed.")
+    p.add_argument("plan_file", metavar="FILE", help="a saved plan")
+    p.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
     p = command("apply", "carry out a plan: write, read back and compare, then delete the source",
                 "Without FILE: plan now, show it and ask for confirmation.\n"
                 "With FILE (from `plan --out`): apply exactly that plan; refused if anything changed since.")
@@ -122,6 +127,9 @@ def _run(args: argparse.Namespace) -> int:
                                    warn=lambda message: print(message, file=sys.stderr))
         sys.stdout.write(text)
         return code
+    if args.command == "show":
+        sys.stdout.write(commands.show(args.plan_file, args.format, color))
+        return 0
     if args.command == "apply":
         console = commands.Console(out=print, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
         return commands.apply(cfg, args.plan_file, args.auto_approve, console, args.force_unlock)

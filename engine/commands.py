@@ -16,7 +16,7 @@ from engine import execution
 from engine import references as refs_mod
 from engine.errors import BackendError, SecretShiftError, UsageError
 from engine.model import Kind, SecretId, SecretValue
-from engine.planfile import save_plan
+from engine.planfile import load_plan, save_plan
 from engine.planning import compute_plan, display_path, read_text, scan_reference_files, secret_of
 from engine.render import RENDERERS
 from engine.workspace import Workspace
@@ -71,6 +71,12 @@ def plan(config_path, fmt: str = "text", out_file: str | None = None,
     else:
         code = EXIT_CHANGES if detailed_exitcode and result.has_changes else EXIT_OK
     return RENDERERS[fmt](result, color=color), code
+
+
+def show(plan_file: str, fmt: str = "text", color: bool = False) -> str:
+    """A saved plan file rendered in `fmt`. Reads only that file (validated by load_plan):
+    no config, no manager, so a reviewer or a CI job can render any plan anywhere."""
+    return RENDERERS[fmt](load_plan(plan_file), color=color)
 
 
 # --- apply / rollback -------------------------------------------------------------

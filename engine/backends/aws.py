@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import re
-import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -41,7 +39,7 @@ import boto3
 import botocore.exceptions as bce
 from botocore.config import Config
 
-from engine.backends.base import Backend, common_name_problem
+from engine.backends.base import Backend, checked_url, common_name_problem
 from engine.errors import (
     BackendError,
     DecryptError,
@@ -129,7 +127,7 @@ class AwsSecretsManagerBackend(Backend):
         self._client = _make_client(manager_id, region, profile, endpoint_url, config)
         self.endpoint = self._client.meta.endpoint_url
         self.region = self._client.meta.region_name
-        _check_tls(manager_id, self.endpoint)
+        checked_url(manager_id, "endpoint_url", self.endpoint)
         # Keys the idempotency tokens; see _token for why it is secret and per instance.
         self._token_key = os.urandom(32)
 
@@ -519,7 +517,7 @@ def _make_client(manager_id: str, region: str | None, profile: str | None,
     """A Secrets Manager client from its own boto3 Session (the default one is not
     thread-safe to share), credentials from the standard chain."""
     if endpoint_url:
-        _check_tls(manager_id, endpoint_url)
+        checked_url(manager_id, "endpoint_url", endpoint_url)
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
         return session.client("secretsmanager", endpoint_url=endpoint_url, config=config)
@@ -531,26 +529,6 @@ def _make_client(manager_id: str, region: str | None, profile: str | None,
                            "AWS_REGION, or a region in the AWS profile") from None
     except (bce.BotoCoreError, ValueError) as err:
         raise BackendError(manager_id, f"cannot set up the AWS client ({err})") from None
-
-
-def _check_tls(manager_id: str, endpoint_url: str) -> None:
-    """Values travel only over https, except to a loopback host (local test servers)."""
-    parts = urllib.parse.urlsplit(str(endpoint_url).strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BackendError(manager_id, f"endpoint_url {endpoint_url!r} must be an https:// URL")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise BackendError(manager_id, f"refusing plain http endpoint {endpoint_url}: secret "
-                           "values are only sent over TLS (https://); http is allowed only for "
-                           "loopback hosts")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _checked_prefix(manager_id: str, prefix: str) -> str:

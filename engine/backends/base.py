@@ -11,11 +11,13 @@ messages name the manager and the location, never a value.
 from __future__ import annotations
 
 import abc
+import ipaddress
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from engine.errors import PermissionDenied, ReadOnlyManager
+from engine.errors import BackendError, PermissionDenied, ReadOnlyManager
 from engine.model import SecretId, SecretValue
 
 # Names every manager can hold: printable, no path separators or traversal, no NUL.
@@ -42,6 +44,29 @@ def common_name_problem(name: str) -> str | None:
     if name != name.strip():
         return "it starts or ends with white space"
     return None
+
+
+def checked_url(manager_id: str, setting: str, url: str) -> str:
+    """`url` without surrounding space and trailing slash, if it is http(s) and uses TLS
+    (plain http only to a loopback host, for local servers); otherwise BackendError."""
+    text = str(url).strip()
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BackendError(manager_id, f"{setting} {url!r} must be an https:// URL")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise BackendError(manager_id, f"refusing plain http {setting} {text}: secret values are only "
+                           "sent over TLS (https://); http is allowed only for loopback hosts")
+    return text.rstrip("/")
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Backend(abc.ABC):

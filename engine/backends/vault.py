@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import os
 import re
 import socket
@@ -32,7 +31,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from engine.backends.base import Backend, common_name_problem
+from engine.backends.base import Backend, checked_url, common_name_problem
 from engine.backends.retry import RetryPolicy, with_retries
 from engine.errors import (
     BackendError,
@@ -91,7 +90,7 @@ class VaultBackend(Backend):
                  max_value_bytes: int | None = None, timeout: float = 30.0, parallelism: int = 16,
                  retries: int = RetryPolicy.attempts - 1):
         super().__init__(manager_id, read_only, parallelism)
-        self.address = _checked_address(manager_id, address)
+        self.address = checked_url(manager_id, "address", address)
         self.secret_engine = _clean_path(manager_id, "secret_engine", secret_engine)
         self.base_path = _clean_path(manager_id, "base_path", base_path)
         if not self.secret_engine:
@@ -475,31 +474,12 @@ def _make_client(manager_id, address, token, namespace, ca_cert, timeout, parall
                        timeout=timeout, session=session, namespace=namespace or None)
 
 
-def _checked_address(manager_id: str, address: str) -> str:
-    parts = urllib.parse.urlsplit(str(address).strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BackendError(manager_id, f"address {address!r} must be an https:// URL")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise BackendError(manager_id, f"refusing plain http address {address}: secret values "
-                           "are only sent over TLS (https://); http is allowed only for loopback hosts")
-    return str(address).strip().rstrip("/")
-
-
 def _addresses(host: str, port: int) -> set[str]:
     """The IP addresses `host` resolves to (itself when it does not resolve)."""
     try:
         return {info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)}
     except (OSError, UnicodeError):
         return {host.lower()}
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _checked_version(manager_id: str, kv_version: str | int) -> str | int:

@@ -1,42 +1,214 @@
-"""The plan as Markdown, for a pull-request comment."""
+"""The plan as Markdown, for a pull-request comment that reviewers approve.
+
+Layout, top to bottom: a title; a notice when the comment is summarised; the errors
+(first, as the plan cannot be applied while it has any); a summary table per source ->
+target manager pair with totals; a Mermaid diagram of the managers with those counts on
+the arrows; the actions of each pair in a collapsible section; the summary line.
+
+Pure formatting of a Plan: no I/O, and the plan's own order throughout, so re-running
+`plan` on an unchanged world posts a byte-identical comment. A plan whose full rendering
+would not fit in one GitHub comment (65,536 characters) is summarised, and says so:
+totals and the diagram stay exact, the lists are cut and say how much was left out.
+"""
 
 from __future__ import annotations
 
-from engine.plan import Plan
+from collections import Counter
+from dataclasses import dataclass
+
+from engine.plan import CHANGES, Action, Plan, Problem
+from engine.render.markup import cell, code, html_text, mermaid_label
 from engine.render.text import SYMBOLS, summary_line
 
+GITHUB_COMMENT_LIMIT = 65_536
+BUDGET = 60_000  # leaves room for a CI job's own header or footer around the plan
+OPEN_SECTIONS_UP_TO = 25  # small plans show their actions without a click
+NO_MANAGER = "(none)"
 
-def _cell(text: object) -> str:
-    return str(text if text is not None else "").replace("|", "\\|").replace("\n", " ")
+LEGEND = ("`>` move: write to the target, read back, then delete the source · "
+          "`+` copy: write and read back, the source keeps its copy · "
+          "`~` update: overwrite a different value in the target (the config says overwrite) · "
+          "`-` delete: the target already holds the same value; remove the source copy")
 
 
-def render_markdown(plan: Plan, color: bool = False) -> str:
-    """Summary table, errors first, then the changes table."""
-    s = plan.summary()
+@dataclass(frozen=True)
+class _Level:
+    """How much of the plan one rendering lists (None: everything)."""
+
+    actions_per_pair: int | None
+    errors: int | None
+    cell_chars: int | None
+    pairs: bool = True  # per-pair table, diagram and sections
+
+
+# Tried in order until one fits the budget; the last one is small whatever the plan.
+_FULL = _Level(None, None, None)
+_SUMMARISED = (
+    _Level(100, 100, 300),
+    _Level(25, 50, 120),
+    _Level(5, 20, 80),
+    _Level(0, 10, 60),
+    _Level(0, 5, 60, pairs=False),
+)
+
+Pair = tuple[str, str]
+
+
+def render_markdown(plan: Plan, color: bool = False, max_chars: int = BUDGET) -> str:
+    """The whole plan as a GitHub-flavoured Markdown comment of at most about
+    `max_chars` characters (summarised, and saying so, when the full one is longer).
+    `color` is accepted for the renderer interface and ignored."""
+    pairs = _pairs(plan)
+    text = _render(plan, pairs, _FULL)
+    for level in _SUMMARISED:
+        if len(text) <= max_chars:
+            break
+        text = _render(plan, pairs, level)
+    return text
+
+
+def _pairs(plan: Plan) -> dict[Pair, list[Action]]:
+    """The changes grouped by (source, target) manager, pairs in order of first
+    appearance and actions in plan order."""
+    groups: dict[Pair, list[Action]] = {}
+    for action in plan.changes:
+        groups.setdefault((action.source or NO_MANAGER, action.target), []).append(action)
+    return groups
+
+
+def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
+    blocks = ["## secretshift plan"]
+    if level is not _FULL:
+        blocks.append(_summarised_notice(plan, level))
+    if plan.errors:
+        blocks += _errors(plan.errors, level)
+    if plan.changes:
+        blocks += _summary(plan, pairs, level)
+        if level.pairs:
+            blocks += [_diagram(pairs), "### Actions", LEGEND]
+            blocks += [_section(pair, actions, level, len(plan.changes)) for pair, actions in pairs.items()]
+    blocks.append(_closing(plan))
+    if plan.secretshift_version or plan.config_digest:
+        blocks.append(_provenance(plan))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _summarised_notice(plan: Plan, level: _Level) -> str:
+    if level.pairs:
+        listed = f"each manager pair lists only its first {level.actions_per_pair} actions"
+    else:
+        listed = "only the totals are shown"
+    return ("> [!NOTE]\n"
+            f"> **This comment is summarised**: the full plan ({len(plan.changes)} changes, "
+            f"{len(plan.errors)} errors) is too large for one GitHub comment. The totals are exact; "
+            f"{listed}, at most {level.errors} errors are shown and long names are cut. "
+            "The JSON plan (`secretshift show FILE --format json`) has everything.")
+
+
+# --- errors -----------------------------------------------------------------------
+
+def _errors(errors: tuple[Problem, ...], level: _Level) -> list[str]:
+    count = f"{len(errors)} error{'s' if len(errors) != 1 else ''}"
+    shown = errors if level.errors is None else errors[: level.errors]
+    rows = ["| code | secret | message |", "|---|---|---|"]
+    rows += [f"| {code(e.code)} | {_secret(e, level)} | {cell(e.message, level.cell_chars)} |" for e in shown]
+    blocks = [
+        "> [!CAUTION]\n"
+        f"> **This plan cannot be applied: it has {count}.** Fix them and run `secretshift plan` again.",
+        "### Errors",
+        "\n".join(rows),
+    ]
+    if len(shown) < len(errors):
+        blocks.append(f"... and {len(errors) - len(shown)} more errors (see the JSON plan)")
+    return blocks
+
+
+def _secret(problem: Problem, level: _Level) -> str:
+    if problem.id is None:
+        return "—"
+    return f"{problem.id.kind.value} {code(problem.id.name, level.cell_chars)}"
+
+
+# --- summary and diagram ----------------------------------------------------------
+
+def _summary(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> list[str]:
+    rows = ["| from | to | move | copy | update | delete | total |", "|---|---|--:|--:|--:|--:|--:|"]
+    if level.pairs:
+        for (source, target), actions in pairs.items():
+            counts = Counter(a.action for a in actions)
+            numbers = " | ".join(str(counts.get(name, 0)) for name in CHANGES)
+            rows.append(f"| {code(source, level.cell_chars)} | {code(target, level.cell_chars)} | "
+                        f"{numbers} | {len(actions)} |")
+    totals = plan.summary()
+    numbers = " | ".join(f"**{totals[name]}**" for name in CHANGES)
+    rows.append(f"| **total** | | {numbers} | **{len(plan.changes)}** |")
+    blocks = ["### Summary", "\n".join(rows)]
+    if totals["noop"]:
+        blocks.append(f"{totals['noop']} secret{'s are' if totals['noop'] != 1 else ' is'} "
+                      "already where the config places it (no change).")
+    return blocks
+
+
+def _diagram(pairs: dict[Pair, list[Action]]) -> str:
+    """A `flowchart LR`: node ids are generated (m0, m1...), manager ids only appear as
+    escaped, quoted labels, so no manager name can break the diagram."""
+    nodes: dict[str, str] = {}
+    for source, target in pairs:
+        for manager in (source, target):
+            nodes.setdefault(manager, f"m{len(nodes)}")
+    lines = ["```mermaid", "flowchart LR"]
+    lines += [f"    {node}[{mermaid_label(manager, 60)}]" for manager, node in nodes.items()]
+    for (source, target), actions in pairs.items():
+        lines.append(f"    {nodes[source]} -->|{_counts(actions)}| {nodes[target]}")
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def _counts(actions: list[Action]) -> str:
+    """`3 move, 1 delete`: the non-zero counts in the contract's order."""
+    counts = Counter(a.action for a in actions)
+    return ", ".join(f"{counts[name]} {name}" for name in CHANGES if counts.get(name))
+
+
+# --- actions ----------------------------------------------------------------------
+
+def _section(pair: Pair, actions: list[Action], level: _Level, total_changes: int) -> str:
+    source, target = pair
+    shown = actions if level.actions_per_pair is None else actions[: level.actions_per_pair]
+    opened = " open" if level is _FULL and total_changes <= OPEN_SECTIONS_UP_TO else ""
     lines = [
-        "### secretshift plan",
-        "",
-        "| move | copy | update | delete | no change | errors |",
-        "|---:|---:|---:|---:|---:|---:|",
-        f"| {s['move']} | {s['copy']} | {s['update']} | {s['delete']} | {s['noop']} | {s['errors']} |",
+        f"<details{opened}>",
+        f"<summary><b>{html_text(source, 60)} → {html_text(target, 60)}</b>: {_counts(actions)}</summary>",
         "",
     ]
-    if plan.errors:
-        lines += ["#### :x: Errors: this plan cannot be applied", ""]
-        lines += [f"- **{e.code}**: {_cell(e.message)}" for e in plan.errors]
+    if shown:
+        lines += ["| | action | kind | name | target location | references |", "|:-:|---|---|---|---|--:|"]
+        lines += [_action_row(a, level) for a in shown]
         lines.append("")
-    if plan.changes:
-        lines += [
-            "#### Changes",
-            "",
-            "| | action | kind | name | from | to | target location | references |",
-            "|---|---|---|---|---|---|---|---:|",
-        ]
-        lines += [
-            f"| `{SYMBOLS[a.action]}` | {a.action} | {a.id.kind.value} | `{_cell(a.id.name)}` | "
-            f"{_cell(a.source)} | {_cell(a.target)} | `{_cell(a.target_location)}` | {a.references} |"
-            for a in plan.changes
-        ]
-        lines.append("")
-    lines.append(f"**{summary_line(plan)}**" if plan.changes or plan.errors else "**No changes.**")
-    return "\n".join(lines) + "\n"
+    if len(shown) < len(actions):
+        lines += [f"... and {len(actions) - len(shown)} more (see the JSON plan)", ""]
+    lines.append("</details>")
+    return "\n".join(lines)
+
+
+def _action_row(action: Action, level: _Level) -> str:
+    limit = level.cell_chars
+    return (f"| `{SYMBOLS[action.action]}` | {action.action} | {action.id.kind.value} | "
+            f"{code(action.id.name, limit)} | {code(action.target_location, limit)} | {action.references} |")
+
+
+# --- closing ------------------------------------------------------------------------
+
+def _closing(plan: Plan) -> str:
+    if not plan.changes and not plan.errors:
+        return "**No changes.** Every secret is where the config places it."
+    return f"**{summary_line(plan)}**"
+
+
+def _provenance(plan: Plan) -> str:
+    parts = []
+    if plan.secretshift_version:
+        parts.append(f"secretshift {cell(plan.secretshift_version, 40)}")
+    if plan.config_digest:
+        parts.append(f"config {cell(plan.config_digest, 80)}")
+    return f"<sub>Planned by {' · '.join(parts)}.</sub>"

@@ -285,7 +285,7 @@ def test_bad_settings_are_refused_when_building(make, settings, message):
 def test_http_endpoint_from_the_environment_is_refused_too(make, monkeypatch):
     """AWS_ENDPOINT_URL is honoured by boto3, so it gets the same TLS rule as endpoint_url."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://secrets.example.com")
-    with pytest.raises(BackendError, match="refusing plain http endpoint http://secrets.example.com"):
+    with pytest.raises(BackendError, match="refusing plain http endpoint_url http://secrets.example.com"):
         make(endpoint_url=None)
 
 
