@@ -58,7 +58,7 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
             outcomes = apply_plan(
                 to_apply, ws.backends(), ws.fingerprint,
                 start_journal=lambda: _new_journal(ws, to_apply),
-                progress=lambda o: console.out(_outcome_line(o, console.color)),
+                progress=_reporter(to_apply.changes, console),
                 stop_requested=stop_requested,
             )
     console.out(_apply_summary(outcomes))
@@ -131,7 +131,7 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_appr
     with _stop_on_interrupt(console) as stop_requested:
         started = frozenset(i for i, record in state.actions.items() if "started" in record.steps)
         outcomes = run_actions(changes, already, managers, ws.fingerprint, journal,
-                               progress=lambda o: console.out(_outcome_line(o, console.color)),
+                               progress=_reporter(changes, console),
                                stop_requested=stop_requested, started=started)
     console.out(_apply_summary(outcomes))
     return EXIT_OK
@@ -185,9 +185,15 @@ def _apply_summary(outcomes: list[Outcome]) -> str:
             f"{done['delete']} deleted; every write was read back and matched.{found}")
 
 
-def _outcome_line(outcome: Outcome, color: bool) -> str:
-    suffix = "  done, verified" if outcome.status == "done" else "  already done"
-    return action_line(outcome.action, color) + suffix
+def _reporter(changes, console) -> Callable[[Outcome], None]:
+    """Prints one aligned line per finished action."""
+    width = max((len(a.id.name) for a in changes), default=0)
+
+    def report(outcome: Outcome) -> None:
+        suffix = "  done, verified" if outcome.status == "done" else "  already done"
+        console.out(action_line(outcome.action, console.color, width) + suffix)
+
+    return report
 
 
 # --- rollback ---------------------------------------------------------------------

@@ -276,7 +276,11 @@ def test_journal_group_commit_keeps_every_record_from_many_threads(tmp_path):
     from engine.journal import Journal, read_journal
     from engine.plan import Plan
 
-    journal = Journal.create(tmp_path, "test-apply", os.urandom(32), Plan(actions=()), {})
+    from engine.plan import Action
+
+    actions = tuple(Action("copy", SecretId(Kind.TEXT, f"s{i}"), "a", "b", f"b/s{i}", "hmac-sha256:" + "0" * 64)
+                    for i in range(50))
+    journal = Journal.create(tmp_path, "test-apply", os.urandom(32), Plan(actions=actions), {})
     with ThreadPoolExecutor(max_workers=16) as pool:
         list(pool.map(lambda i: journal.step(i % 50, f"step{i // 50}"), range(400)))
     journal.end("complete")
