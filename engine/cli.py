@@ -28,6 +28,7 @@ typical use:
   secretshift plan --out plan.json     review what would change (commit or attach it)
   secretshift apply plan.json          carry out exactly that plan
   secretshift rollback                 undo the last apply
+  secretshift show plan.json --format markdown   the plan as a pull-request comment
   secretshift refs                     list pipeline references and whether they resolve
 
 every command takes -c/--config PATH (default: ./secretshift.yaml), before or after its name."""

@@ -27,7 +27,8 @@ NO_MANAGER = "(none)"
 
 LEGEND = ("`>` move: write to the target, read back, then delete the source · "
           "`+` copy: write and read back, the source keeps its copy · "
-          "`~` update: overwrite a different value in the target (the config says overwrite) · "
+          "`~` update: overwrite a different value in the target (the config says overwrite; "
+          "in move mode the source is then deleted) · "
           "`-` delete: the target already holds the same value; remove the source copy")
 
 
@@ -51,6 +52,7 @@ _SUMMARISED = (
     _Level(0, 5, 60, pairs=False),
 )
 
+_MIN_CHARS_PER_PAIR = 200
 Pair = tuple[str, str]
 
 
@@ -63,6 +65,8 @@ def render_markdown(plan: Plan, color: bool = False, max_chars: int = BUDGET) ->
     for level in _SUMMARISED:
         if len(text) <= max_chars:
             break
+        if level.pairs and len(pairs) * _MIN_CHARS_PER_PAIR > max_chars:
+            continue  # cannot fit: a section, a table row and an arrow per pair
         text = _render(plan, pairs, level)
     return text
 
@@ -86,7 +90,8 @@ def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
         blocks += _summary(plan, pairs, level)
         if level.pairs:
             blocks += [_diagram(pairs), "### Actions", LEGEND]
-            blocks += [_section(pair, actions, level, len(plan.changes)) for pair, actions in pairs.items()]
+            opened = level is _FULL and sum(map(len, pairs.values())) <= OPEN_SECTIONS_UP_TO
+            blocks += [_section(pair, actions, level, opened) for pair, actions in pairs.items()]
     blocks.append(_closing(plan))
     if plan.secretshift_version or plan.config_digest:
         blocks.append(_provenance(plan))
@@ -172,12 +177,11 @@ def _counts(actions: list[Action]) -> str:
 
 # --- actions ----------------------------------------------------------------------
 
-def _section(pair: Pair, actions: list[Action], level: _Level, total_changes: int) -> str:
+def _section(pair: Pair, actions: list[Action], level: _Level, opened: bool) -> str:
     source, target = pair
     shown = actions if level.actions_per_pair is None else actions[: level.actions_per_pair]
-    opened = " open" if level is _FULL and total_changes <= OPEN_SECTIONS_UP_TO else ""
     lines = [
-        f"<details{opened}>",
+        f"<details{' open' if opened else ''}>",
         f"<summary><b>{html_text(source, 60)} → {html_text(target, 60)}</b>: {_counts(actions)}</summary>",
         "",
     ]

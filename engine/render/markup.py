@@ -18,21 +18,17 @@ _NAMED_CONTROLS = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Characters a Mermaid label keeps as they are; every other one becomes an entity code.
 _MERMAID_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _-./,")
 
+_VISIBLE = {code: f"\\x{code:02x}" for code in (*range(0x20), *range(0x7F, 0xA0))}
+_VISIBLE.update({ord(ch): escape for ch, escape in _NAMED_CONTROLS.items()})
+_VISIBLE.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+_HTML = str.maketrans(_ENTITIES)
+_CELL = str.maketrans({**{ch: "\\" + ch for ch in _MARKDOWN_PUNCTUATION}, **_ENTITIES})
+
 
 def visible(text: object, limit: int | None = None) -> str:
     """`text` on one line: newlines, tabs and other control or line-separator characters
     spelled as escapes (`\\n`, `\\x07`, `\\u2028`); cut to `limit` characters with `…`."""
-    result = []
-    for ch in "" if text is None else str(text):
-        if ch in _NAMED_CONTROLS:
-            result.append(_NAMED_CONTROLS[ch])
-        elif ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F:
-            result.append(f"\\x{ord(ch):02x}")
-        elif ch in "\u2028\u2029":
-            result.append(f"\\u{ord(ch):04x}")
-        else:
-            result.append(ch)
-    line = "".join(result)
+    line = ("" if text is None else str(text)).translate(_VISIBLE)
     if limit is not None and len(line) > limit:
         return line[: max(limit - 1, 0)] + "…"
     return line
@@ -41,21 +37,13 @@ def visible(text: object, limit: int | None = None) -> str:
 def html_text(text: object, limit: int | None = None) -> str:
     """User data for an HTML block (such as a `<summary>` line), where Markdown is not
     parsed: entity-escaped, on one line."""
-    return "".join(_ENTITIES.get(ch, ch) for ch in visible(text, limit))
+    return visible(text, limit).translate(_HTML)
 
 
 def cell(text: object, limit: int | None = None) -> str:
     """User data for inline Markdown, typically one table cell: HTML characters as
     entities, Markdown punctuation (including `|`) backslash-escaped, on one line."""
-    out = []
-    for ch in visible(text, limit):
-        if ch in _ENTITIES:
-            out.append(_ENTITIES[ch])
-        elif ch in _MARKDOWN_PUNCTUATION:
-            out.append("\\" + ch)
-        else:
-            out.append(ch)
-    return "".join(out)
+    return visible(text, limit).translate(_CELL)
 
 
 def code(text: object, limit: int | None = None) -> str:
