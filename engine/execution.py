@@ -80,6 +80,10 @@ def _plan_to_apply(ws: Workspace, plan_file: str | None, console) -> Plan:
 
 
 def _check_saved_plan(saved: Plan, ws: Workspace, plan_file: str) -> None:
+    if _release(saved.secretshift_version) != _release(__version__):
+        raise PlanError(f"{plan_file} was made by secretshift {saved.secretshift_version or 'of unknown version'}, "
+                        f"which this secretshift {__version__} does not apply; nothing was written. "
+                        f"Run plan again with this version")
     if saved.config_digest != ws.config.digest:
         raise StalePlan(f"stale plan: {plan_file} was made from another version of the config than "
                         f"{ws.config.path.name} (edited since, or another config); nothing was written. "
@@ -92,6 +96,13 @@ def _check_saved_plan(saved: Plan, ws: Workspace, plan_file: str) -> None:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise PlanError(f"{plan_file} does not match {ws.config.path.name}, nothing was written: "
                         f"{problems[0]}{more}")
+
+
+def _release(version: str) -> tuple[str, ...]:
+    """The part of a version that must match for a plan to apply: major.minor (0.x
+    releases may change what a plan means), or major from 1.0 on."""
+    parts = version.split(".")
+    return tuple(parts[:2]) if parts[0] == "0" else tuple(parts[:1])
 
 
 def unfinished(ws: Workspace) -> JournalState | None:

@@ -382,3 +382,18 @@ def test_plan_warns_about_an_unfinished_apply_and_resume_asks_first(project):
     assert any(line.startswith("  >") for line in declined.lines[1:])
     assert commands.apply(project.config, None, False, Recorder(answers=["yes"])) == 0
     assert project.holdings("corp_vault") == VALUES
+
+
+def test_a_saved_plan_from_an_incompatible_secretshift_version_is_refused(tmp_path):
+    config = two_stores(tmp_path)
+    with Workspace(config) as ws:
+        ws.backend("a").write(SecretId(Kind.TEXT, "x"), SecretValue(b"v"))
+    plan_file = tmp_path / "plan.json"
+    commands.plan(config, "json", str(plan_file))
+    document = json.loads(plan_file.read_text())
+    document["secretshift_version"] = "0.9.3"
+    plan_file.write_text(json.dumps(document))
+    with pytest.raises(SecretShiftError, match="made by secretshift 0.9.3, which this secretshift .* does not apply"):
+        commands.apply(config, str(plan_file), False, Recorder())
+    with Workspace(config) as ws:
+        assert ws.backend("b").list_ids() == []
