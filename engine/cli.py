@@ -28,6 +28,7 @@ typical use:
   secretshift plan --out plan.json     review what would change (commit or attach it)
   secretshift apply plan.json          carry out exactly that plan
   secretshift rollback                 undo the last apply
+  secretshift history                  every apply and rollback: when, who, how it ended
   secretshift show plan.json --format markdown   the plan as a pull-request comment
   secretshift refs                     list pipeline references and whether they resolve
 
@@ -93,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "Refused, with nothing changed, if any of those secrets changed since.")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("--force-unlock", metavar="LOCK_ID", help="break the apply lock with this id")
+    p = command("history", "list every apply, resume and rollback run: when, who, how it ended (no values)",
+                "One line per run, oldest first: start time, kind, apply id, status, actions done\n"
+                "of the total and their outcomes, duration, user@host. Reads only the history file\n"
+                "beside the config (.secretshift/history/): no manager is contacted.")
+    p.add_argument("--format", choices=["text", "json"], default="text",
+                   help="json: the stored records as one JSON array")
     p = command("put", "store a secret's value in one manager (from stdin, or --from-file)",
                 "Store a value. Text comes from stdin exactly as given (use printf, not echo, to avoid\n"
                 "a trailing newline); --from-file stores a file's bytes.")
@@ -137,6 +144,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "rollback":
         console = commands.Console(out=print, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
         return commands.rollback(cfg, args.auto_approve, console, args.force_unlock)
+    if args.command == "history":
+        sys.stdout.write(commands.history(cfg, args.format))
+        return 0
     if args.command == "put":
         data = _read_input(args.from_file)
         print(commands.put(cfg, args.manager, args.name, args.kind, data), file=sys.stderr)

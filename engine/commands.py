@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine import execution
+from engine import history as history_mod
 from engine import references as refs_mod
 from engine.errors import BackendError, SecretShiftError, UsageError
 from engine.model import Kind, SecretId, SecretValue
 from engine.planfile import load_plan, save_plan
 from engine.planning import compute_plan, display_path, read_text, scan_reference_files, secret_of
 from engine.render import RENDERERS
-from engine.workspace import Workspace
+from engine.workspace import DEFAULT_CONFIG, STATE_DIR, Workspace
 
 EXIT_OK, EXIT_ERROR, EXIT_CHANGES = 0, 1, 2
 
@@ -90,6 +91,19 @@ def apply(config_path, plan_file: str | None, auto_approve: bool, console: Conso
 def rollback(config_path, auto_approve: bool, console: Console, force_unlock: str | None = None) -> int:
     """Undo the last apply from its journal."""
     return execution.rollback(lambda: Workspace(config_path), auto_approve, console, force_unlock)
+
+
+def history(config_path, fmt: str = "text") -> str:
+    """Every apply, resume and rollback run beside the config, oldest first. Reads only
+    the history file: the config is not loaded, so neither managers nor credentials are
+    needed, and a CI job or an auditor can list it anywhere the folder is."""
+    config = Path(config_path or DEFAULT_CONFIG)
+    if not config.is_file():
+        raise UsageError(f"{config}: no such config file (use -c/--config to name another)")
+    records = history_mod.read_history(history_mod.history_file(config.absolute().parent / STATE_DIR, config.name))
+    if fmt == "json":
+        return history_mod.render_history_json(records)
+    return history_mod.render_history_text(records, config.name)
 
 
 # --- put / get / list -------------------------------------------------------------

@@ -18,8 +18,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 
-from engine import __version__
+from engine import __version__, history
 from engine.applier import Outcome, apply_plan, check_current, preflight, run_actions
 from engine.errors import PlanError, StalePlan, UsageError
 from engine.journal import Journal, JournalState, changed_anything, journal_key, journals, latest, read_journal
@@ -43,7 +44,8 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
     with ws_factory() as ws, ApplyLock(ws.state_dir, force_unlock, console.err):
         unfinished_apply = unfinished(ws)
         if unfinished_apply is not None:
-            return _resume(ws, unfinished_apply, plan_file, auto_approve, console)
+            with _recorded(ws, "resume", console, lambda: unfinished_apply.path):
+                return _resume(ws, unfinished_apply, plan_file, auto_approve, console)
         to_apply = _plan_to_apply(ws, plan_file, console)
         if not to_apply.has_changes:
             if plan_file:
@@ -54,10 +56,17 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
         ):
             console.err("Apply cancelled; nothing was changed.")
             return EXIT_ERROR
-        with _stop_on_interrupt(console) as stop_requested:
+        started: list[Journal] = []
+
+        def start_journal() -> Journal:
+            started.append(_new_journal(ws, to_apply))
+            return started[0]
+
+        with _recorded(ws, "apply", console, lambda: started[0].path if started else None), \
+                _stop_on_interrupt(console) as stop_requested:
             outcomes = apply_plan(
                 to_apply, ws.backends(), ws.fingerprint,
-                start_journal=lambda: _new_journal(ws, to_apply),
+                start_journal=start_journal,
                 progress=_reporter(to_apply.changes, console),
                 stop_requested=stop_requested,
             )
@@ -157,6 +166,12 @@ def _new_journal(ws: Workspace, plan: Plan) -> Journal:
     return Journal.create(ws.journal_dir, apply_id, journal_key(ws.fingerprint_key), plan, _about())
 
 
+def _recorded(ws: Workspace, kind: str, console, journal_path: Callable[[], Path | None]):
+    """The history record of this run, written however it ends (see history.py)."""
+    return history.recorded(history.history_file(ws.state_dir, ws.config.path.name), kind, _about(),
+                            journal_path, console.err)
+
+
 def _about() -> dict:
     try:
         user = getpass.getuser()
@@ -214,20 +229,26 @@ def rollback(ws_factory: Callable[[], Workspace], auto_approve: bool, console,
     """Undo the last apply recorded in the journal."""
     with ws_factory() as ws, ApplyLock(ws.state_dir, force_unlock, console.err):
         state = _last_apply(ws)
-        journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
-        managers = Managers(ws.backends())
-        undos = plan_rollback(state, journal, managers, ws.fingerprint)
-        if not undos:
-            journal.end("rolled_back", undone=0)
-            console.out(f"Apply {state.apply_id} changed nothing that is still in place; nothing to undo.")
-            return EXIT_OK
-        console.out(f"Rollback of apply {state.apply_id} ({state.begin.get('time', '?')}):\n")
-        console.out("\n".join(_undo_line(u) for u in undos) + "\n")
-        if not auto_approve and not console.ask(f"Undo these {_count(len(undos), 'action')}? "
-                                                f"Only 'yes' will be accepted: "):
-            console.err("Rollback cancelled; nothing was changed.")
-            return EXIT_ERROR
-        run_rollback(undos, managers, journal)
+        with _recorded(ws, "rollback", console, lambda: state.path):
+            return _rollback(ws, state, auto_approve, console)
+
+
+def _rollback(ws: Workspace, state: JournalState, auto_approve: bool, console) -> int:
+    """Check, show, ask, then undo the apply `state` records."""
+    journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
+    managers = Managers(ws.backends())
+    undos = plan_rollback(state, journal, managers, ws.fingerprint)
+    if not undos:
+        journal.end("rolled_back", undone=0)
+        console.out(f"Apply {state.apply_id} changed nothing that is still in place; nothing to undo.")
+        return EXIT_OK
+    console.out(f"Rollback of apply {state.apply_id} ({state.begin.get('time', '?')}):\n")
+    console.out("\n".join(_undo_line(u) for u in undos) + "\n")
+    if not auto_approve and not console.ask(f"Undo these {_count(len(undos), 'action')}? "
+                                            f"Only 'yes' will be accepted: "):
+        console.err("Rollback cancelled; nothing was changed.")
+        return EXIT_ERROR
+    run_rollback(undos, managers, journal)
     console.out(f"Rollback complete! {len(undos)} action(s) undone; every restored value was read back and matched.")
     return EXIT_OK
 

@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,10 @@ class Journal:
         return journal
 
     def write(self, record: dict[str, Any]) -> None:
-        """Append one record and make it durable before returning."""
+        """Append one record and make it durable before returning. Records without a
+        "time" get one (UTC, milliseconds): history derives each action's duration from it."""
+        if "time" not in record:
+            record = {**record, "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         with self._cond:
             self._pending.append(line)
@@ -198,6 +202,11 @@ def read_journal(path: Path) -> JournalState:
         elif event == "rollback_begin":
             status = "rolling_back"
     return JournalState(begin["apply_id"], path, begin, plan, actions, status, rollback)
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    """Every record of a journal file, in order, as written (a torn last line is left out)."""
+    return list(_records(path))
 
 
 def _records(path: Path) -> Iterator[dict[str, Any]]:

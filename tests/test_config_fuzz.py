@@ -145,6 +145,7 @@ def workdir(tmp_path, monkeypatch):
     monkeypatch.setenv("SECRETSHIFT_KEY", base64.b64encode(bytes(range(100, 132))).decode())
     monkeypatch.setenv("SECRETSHIFT_TEST_TOKEN", "fuzz-token")
     monkeypatch.setenv("VAULT_TOKEN", "fuzz-token")
+    monkeypatch.setenv("SECRETSHIFT_FINGERPRINT_KEY", base64.b64encode(os.urandom(32)).decode())  # examples/ci
     return tmp_path / "valid"
 
 
