@@ -8,6 +8,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import traceback
@@ -51,6 +52,8 @@ def _common(parser: argparse.ArgumentParser, top: bool) -> None:
                         help="show a traceback on errors")
     parser.add_argument("--no-color", action="store_true", default=False if top else argparse.SUPPRESS,
                         help="never colour the output")
+    parser.add_argument("-q", "--quiet", action="store_true", default=False if top else argparse.SUPPRESS,
+                        help="print only what was asked for (a plan, a value) and errors: no progress")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace) -> int:
     color = not args.no_color and "NO_COLOR" not in os.environ and sys.stdout.isatty()
     cfg = args.config
+    say = (lambda message: None) if args.quiet else print
     if args.command == "validate":
-        return _print(commands.validate(cfg))
+        say(commands.validate(cfg))
+        return 0
     if args.command == "plan":
         text, code = commands.plan(cfg, args.format, args.out, args.detailed_exitcode, color,
                                    warn=lambda message: print(message, file=sys.stderr))
@@ -139,17 +144,19 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.write(commands.show(args.plan_file, args.format, color))
         return 0
     if args.command == "apply":
-        console = commands.Console(out=print, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
+        console = commands.Console(out=say, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
         return commands.apply(cfg, args.plan_file, args.auto_approve, console, args.force_unlock)
     if args.command == "rollback":
-        console = commands.Console(out=print, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
+        console = commands.Console(out=say, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
         return commands.rollback(cfg, args.auto_approve, console, args.force_unlock)
     if args.command == "history":
         sys.stdout.write(commands.history(cfg, args.format))
         return 0
     if args.command == "put":
         data = _read_input(args.from_file)
-        print(commands.put(cfg, args.manager, args.name, args.kind, data), file=sys.stderr)
+        stored = commands.put(cfg, args.manager, args.name, args.kind, data)
+        if not args.quiet:
+            print(stored, file=sys.stderr)
         return 0
     if args.command == "get":
         sys.stdout.buffer.write(commands.get(cfg, args.manager, args.name, args.kind))
@@ -167,11 +174,6 @@ def _run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         return 0
     raise AssertionError(args.command)
-
-
-def _print(text: str) -> int:
-    print(text)
-    return 0
 
 
 def _read_input(path: str | None) -> bytes:
@@ -205,9 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - every error ends as one line (and exit 1)
         for line in _error_lines(error):
             print(f"error: {line}", file=sys.stderr)
+        if getattr(args, "format", None) == "json":  # machines asked for JSON: errors come as JSON too
+            print(json.dumps({"errors": _error_records(error)}, indent=2, ensure_ascii=False))
         if args.debug:
             traceback.print_exc()
         return 1
+
+
+def _error_records(error: Exception) -> list[dict]:
+    """The errors for `--format json`: config problems keep their file, line and column."""
+    if isinstance(error, ConfigError):
+        return [{"file": p.file, "line": p.line, "column": p.column, "message": p.message} for p in error.problems]
+    return [{"message": line} for line in _error_lines(error)]
 
 
 def _error_lines(error: Exception) -> list[str]:

@@ -296,3 +296,39 @@ def test_debug_shows_the_traceback_and_plain_runs_do_not(tmp_path):
     assert "Traceback" not in plain.stderr
     assert "Traceback (most recent call last)" in debug.stderr
     assert "unknown manager 'nope'" in debug.stderr
+
+
+def test_with_format_json_errors_come_as_json_on_stdout_too(tmp_path):
+    import subprocess
+
+    from clihelp import SECRETSHIFT
+
+    (tmp_path / "secretshift.yaml").write_text("version: 1\nmanagers:\n  a: {type: builtin, path: a.db}\n")
+    result = subprocess.run([str(SECRETSHIFT), "plan", "--format", "json"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"errors": [{
+        "file": "secretshift.yaml", "line": 3, "column": 3,
+        "message": "managers.a is missing required key 'key'"}]}
+    assert result.stderr == "error: secretshift.yaml:3:3: managers.a is missing required key 'key'\n"
+
+
+def test_quiet_prints_only_what_was_asked_for(tmp_path):
+    import subprocess
+
+    from clihelp import SECRETSHIFT
+
+    (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    (tmp_path / "secretshift.yaml").write_text(
+        "version: 1\nmanagers:\n  a: {type: builtin, path: a.db, key: {file: master.key}}\n"
+        "  b: {type: builtin, path: b.db, key: {file: master.key}}\n"
+        "migrations:\n  - {from: a, to: b, mode: move}\n")
+
+    def run(*args, stdin=None):
+        return subprocess.run([str(SECRETSHIFT), "--quiet", *args], cwd=tmp_path, input=stdin,
+                              capture_output=True)
+
+    assert run("put", "a", "x", stdin=b"v").stderr == b""
+    applied = run("apply", "--auto-approve")
+    assert (applied.returncode, applied.stdout, applied.stderr) == (0, b"", b"")
+    assert run("get", "b", "x").stdout == b"v"
