@@ -195,6 +195,26 @@ class VaultBackend(Backend):
             self._call("delete", where, self._client.secrets.kv.v1.delete_secret,
                        path=layout.inner(secret), mount_point=layout.mount)
 
+    def restore(self, secret: SecretId) -> bool:
+        """KV v2: undelete the current version if it is soft-deleted (so the secret reads
+        again as the same version, history intact). False on KV v1, or when the current
+        version is not soft-deleted (destroyed, or never deleted)."""
+        self._refuse_if_read_only(secret, "restore")
+        layout, where = self.layout(), self.location(secret)
+        if layout.version != 2:
+            return False
+        metadata = self._call("read the metadata of", where, self._client.secrets.kv.v2.read_secret_metadata,
+                              path=layout.inner(secret), mount_point=layout.mount)
+        if metadata is _MISSING:
+            return False
+        current = metadata["data"].get("current_version")
+        version = (metadata["data"].get("versions") or {}).get(str(current)) or {}
+        if not version.get("deletion_time") or version.get("destroyed"):
+            return False
+        self._call("undelete", where, self._client.secrets.kv.v2.undelete_secret_versions,
+                   path=layout.inner(secret), versions=[current], mount_point=layout.mount)
+        return True
+
     def check_access(self, writes: Iterable[SecretId], deletes: Iterable[SecretId]) -> None:
         """Ask Vault (sys/capabilities-self, batched) whether every write/delete is allowed.
 

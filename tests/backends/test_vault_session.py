@@ -70,3 +70,25 @@ def test_a_secret_with_fields_besides_value_is_refused_not_truncated(vault):
     with pytest.raises(BackendError, match="fields besides \"value\" \\('username'\\)") as caught:
         backend.read(SecretId(Kind.TEXT, "db"))
     assert "canary" not in str(caught.value)
+
+
+def test_restore_undeletes_the_same_kv2_version_and_does_nothing_on_kv1(vault):
+    import hvac
+
+    from engine.model import Kind, SecretId
+
+    secret = SecretId(Kind.FILE, "kube")
+    mounts = {}
+    for version, expected in ((2, True), (1, False)):
+        mounts[version] = fresh_mount(vault, version)
+        backend = VaultBackend.from_settings("corp_vault", {
+            "address": vault.url, "token": SecretValue.from_text(vault.root_token),
+            "secret_engine": mounts[version], "base_path": "app"})
+        backend.write(secret, SecretValue(b"\x00config"))
+        assert backend.restore(secret) is False  # nothing deleted yet
+        backend.delete(secret)
+        assert backend.restore(secret) is expected
+        assert (backend.read(secret) == SecretValue(b"\x00config")) is expected
+    metadata = hvac.Client(url=vault.url, token=vault.root_token).secrets.kv.v2.read_secret_metadata(
+        "app/CONFIG_FILE/kube", mount_point=mounts[2])["data"]
+    assert metadata["current_version"] == 1 and metadata["versions"]["1"]["deletion_time"] == ""
