@@ -21,9 +21,6 @@ from engine import crypto, schema
 from engine.errors import ConfigError, ConfigProblem
 from engine.model import Kind, SecretValue
 
-MODES = ("move", "copy")
-ON_CONFLICT = ("fail", "overwrite", "skip")
-
 
 @dataclass(frozen=True)
 class ManagerConfig:

@@ -8,7 +8,6 @@ apply whose journal is unfinished (killed, interrupted, failed) is resumed by th
 
 from __future__ import annotations
 
-import getpass
 import os
 import signal
 import socket
@@ -24,7 +23,7 @@ from engine import __version__, history
 from engine.applier import Outcome, apply_plan, check_current, preflight, run_actions
 from engine.errors import PlanError, StalePlan, UsageError
 from engine.journal import Journal, JournalState, changed_anything, journal_key, journals, latest, read_journal
-from engine.lock import ApplyLock
+from engine.lock import ApplyLock, current_user
 from engine.managers import Managers
 from engine.plan import Plan
 from engine.planfile import load_plan
@@ -173,10 +172,7 @@ def _recorded(ws: Workspace, kind: str, console, journal_path: Callable[[], Path
 
 
 def _about() -> dict:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
+    user = current_user()
     return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "user": user,
             "host": socket.gethostname(), "pid": os.getpid(), "secretshift_version": __version__}
 

@@ -51,7 +51,6 @@ class JournalState:
     plan: Plan
     actions: dict[int, ActionRecord]
     status: str  # running (no end record: killed), complete, failed, interrupted, rolled_back...
-    rollback_steps: dict[int, list[str]]
 
     @property
     def finished(self) -> bool:
@@ -179,7 +178,6 @@ def read_journal(path: Path) -> JournalState:
     except (KeyError, TypeError, ValueError, PlanError) as error:
         raise JournalError(f"{path}: the plan in this journal cannot be read ({error})") from None
     actions: dict[int, ActionRecord] = {}
-    rollback: dict[int, list[str]] = {}
     status = "running"
     count = len(plan.changes)
     for number, record in enumerate(records[1:], 2):
@@ -195,13 +193,11 @@ def read_journal(path: Path) -> JournalState:
             entry.steps.append(step)
             if "sealed" in record:
                 entry.sealed[step] = record["sealed"]
-        elif event == "rollback_step":
-            rollback.setdefault(index, []).append(step)
         elif event == "end":
             status = record["status"]
         elif event == "rollback_begin":
             status = "rolling_back"
-    return JournalState(begin["apply_id"], path, begin, plan, actions, status, rollback)
+    return JournalState(begin["apply_id"], path, begin, plan, actions, status)
 
 
 def records(path: Path) -> list[dict[str, Any]]:

@@ -87,7 +87,7 @@ class ApplyLock:
         previous = _holder(fd)
         if previous is not None:
             self._take_over(previous)
-        self.info = LockInfo(id=uuid.uuid4().hex[:12], owner=_user(), host=socket.gethostname(),
+        self.info = LockInfo(id=uuid.uuid4().hex[:12], owner=current_user(), host=socket.gethostname(),
                              pid=os.getpid(), since=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(self.info)).encode(), 0)
@@ -116,7 +116,8 @@ def _holder(fd: int) -> LockInfo | None:
         return LockInfo(id="unreadable", owner="?", host="?", pid=0, since="?")
 
 
-def _user() -> str:
+def current_user() -> str:
+    """The login name, or the uid where there is none (containers)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):

@@ -29,6 +29,7 @@ class Workspace:
         self._fingerprinter: crypto.Fingerprinter | None = None
         self._key_id = ""
         self._key: bytes | None = None
+        self._distinct_checked = False
 
     def __enter__(self) -> Workspace:
         return self
@@ -61,6 +62,8 @@ class Workspace:
         """Every configured manager's backend, in config order; refuses two managers that
         are one store under two names (a move between them would delete the only copy)."""
         built = {m: self.backend(m) for m in self.config.managers}
+        if self._distinct_checked:
+            return built
         seen: dict[tuple, str] = {}
         for manager_id, backend in built.items():
             for key in backend.storage_keys():
@@ -68,6 +71,7 @@ class Workspace:
                     raise UsageError(f"managers {seen[key]!r} and {manager_id!r} in {self.config.path.name} "
                                      f"are the same store under two names; keep one of them")
                 seen[key] = manager_id
+        self._distinct_checked = True  # once per run: storage keys may resolve host names
         return built
 
     @property

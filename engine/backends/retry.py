@@ -32,8 +32,6 @@ class RetryPolicy:
         return rng() * min(self.max_delay, self.base_delay * 2 ** (retry - 1))
 
 
-NO_RETRIES = RetryPolicy(attempts=1)
-
 
 def with_retries(
     request: Callable[[], T],
