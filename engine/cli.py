@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json", "markdown"], default="text", help="output format")
     p.add_argument("--detailed-exitcode", action="store_true",
                    help="exit 0 when there are no changes and 2 when there are")
+    p.add_argument("--refresh-only", action="store_true",
+                   help="show only the drift since the last apply (changes made outside secretshift); "
+                        "with --detailed-exitcode exit 2 when there is drift")
     p = command("show", "render a saved plan file as text, JSON or Markdown (reads no manager, needs no config)",
                 "Render a plan saved by `plan --out FILE`, e.g. as Markdown for a pull-request comment.\n"
                 "Only the file is read: no config and no manager is needed.")
@@ -137,7 +140,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "plan":
         text, code = commands.plan(cfg, args.format, args.out, args.detailed_exitcode, color,
-                                   warn=lambda message: print(message, file=sys.stderr))
+                                   warn=lambda message: print(message, file=sys.stderr),
+                                   refresh_only=args.refresh_only)
         sys.stdout.write(text)
         return code
     if args.command == "show":

@@ -67,6 +67,16 @@ class Migration:
 
 
 @dataclass(frozen=True)
+class Policy:
+    """The `policy:` section: gates every plan must pass (policy.py checks them)."""
+
+    no_deletes: bool = False
+    no_overwrite_unmanaged: bool = False
+    max_changes: int | None = None
+    source_only: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     """A validated secretshift.yaml.
 
@@ -84,6 +94,7 @@ class Config:
     digest: str = ""
     fingerprint_key: Any = None  # SecretValue | None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    policy: Policy = Policy()
 
     @property
     def base_dir(self) -> Path:
@@ -478,7 +489,15 @@ def _build(path: Path, data: dict, marks: schema.Marks,
         on_conflict=data.get("on_conflict", "fail"),
         reference_paths=tuple((data.get("references") or {}).get("paths", ())),
         digest=digest, fingerprint_key=credentials.get(("fingerprint_key",)),
+        policy=_policy(data.get("policy") or {}),
     )
+
+
+def _policy(written: dict) -> Policy:
+    return Policy(no_deletes=bool(written.get("no_deletes", False)),
+                  no_overwrite_unmanaged=bool(written.get("no_overwrite_unmanaged", False)),
+                  max_changes=written.get("max_changes"),
+                  source_only=tuple(dict.fromkeys(written.get("source_only", ()))))
 
 
 def _manager(manager_id: str, written: dict, base_dir: Path,

@@ -28,10 +28,12 @@ from engine.managers import Managers
 from engine.plan import Plan
 from engine.planfile import load_plan
 from engine.planner import disagreements
-from engine.planning import compute_plan
+from engine.planning import compute_plan, read_recorded_state, state_file
+from engine.policy import check_policy
 from engine.render import RENDERERS
 from engine.render.text import action_line
 from engine.rollback import Undo, plan_rollback, run_rollback
+from engine.state import recorded_apply, recorded_rollback
 from engine.workspace import Workspace
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -61,7 +63,8 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
             started.append(_new_journal(ws, to_apply))
             return started[0]
 
-        with _recorded(ws, "apply", console, lambda: started[0].path if started else None), \
+        journal_path = lambda: started[0].path if started else None  # noqa: E731
+        with _recorded(ws, "apply", console, journal_path), _tracked(ws, to_apply, journal_path, console), \
                 _stop_on_interrupt(console) as stop_requested:
             outcomes = apply_plan(
                 to_apply, ws.backends(), ws.fingerprint,
@@ -76,9 +79,10 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
 def _plan_to_apply(ws: Workspace, plan_file: str | None, console) -> Plan:
     if plan_file:  # reviewed already: apply it as it is, without asking again
         to_apply = load_plan(plan_file)
+        _check_policy(to_apply, ws, plan_file)
         _check_saved_plan(to_apply, ws, plan_file)
     else:
-        to_apply = compute_plan(ws)
+        to_apply = compute_plan(ws, warn=console.err)
         console.out(RENDERERS["text"](to_apply, color=console.color))
     if to_apply.errors:
         first = to_apply.errors[0]
@@ -104,6 +108,22 @@ def _check_saved_plan(saved: Plan, ws: Workspace, plan_file: str) -> None:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
         raise PlanError(f"{plan_file} does not match {ws.config.path.name}, nothing was written: "
                         f"{problems[0]}{more}")
+
+
+def _check_policy(saved: Plan, ws: Workspace, plan_file: str) -> None:
+    """The config's policy, checked again on a saved plan (made, maybe, before the policy
+    was tightened) against the state of now."""
+    violations = check_policy(saved.changes, ws.config.policy, read_recorded_state(ws), ws.fingerprint_key_id)
+    if violations:
+        more = f" (and {len(violations) - 1} more)" if len(violations) > 1 else ""
+        raise PlanError(f"{plan_file} breaks the policy of {ws.config.path.name}, nothing was written: "
+                        f"{violations[0].message}{more}")
+
+
+def _tracked(ws: Workspace, plan: Plan, journal_path: Callable[[], Path | None], console):
+    """The state file's record of this apply or resume, written however it ends (state.py)."""
+    return recorded_apply(state_file(ws), ws.config.path.name, ws.fingerprint_key_id, plan.changes,
+                          journal_path, lambda manager: ws.backend(manager).list_ids(), console.err)
 
 
 def _release(version: str) -> tuple[str, ...]:
@@ -147,7 +167,7 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_appr
             return EXIT_ERROR
     journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
     journal.write({"event": "resume", **_about()})
-    with _stop_on_interrupt(console) as stop_requested:
+    with _tracked(ws, state.plan, lambda: state.path, console), _stop_on_interrupt(console) as stop_requested:
         started = frozenset(i for i, record in state.actions.items() if "started" in record.steps)
         outcomes = run_actions(changes, already, managers, ws.fingerprint, journal,
                                progress=_reporter(changes, console),
@@ -225,7 +245,9 @@ def rollback(ws_factory: Callable[[], Workspace], auto_approve: bool, console,
     """Undo the last apply recorded in the journal."""
     with ws_factory() as ws, ApplyLock(ws.state_dir, force_unlock, console.err):
         state = _last_apply(ws)
-        with _recorded(ws, "rollback", console, lambda: state.path):
+        with _recorded(ws, "rollback", console, lambda: state.path), \
+                recorded_rollback(state_file(ws), ws.config.path.name, state.path,
+                                  lambda manager: ws.backend(manager).list_ids(), console.err):
             return _rollback(ws, state, auto_approve, console)
 
 

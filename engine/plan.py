@@ -24,7 +24,9 @@ ERROR_CODES = (
     "too_large",
     "invalid_name",
     "unresolved_reference",
+    "policy",
 )
+DRIFT_CHANGES = ("changed", "deleted", "added")
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,27 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class Drift:
+    """A secret changed, deleted or added outside secretshift since the last apply
+    (see drift.py). Information for reviewers: it is neither an action nor an error."""
+
+    manager: str
+    id: SecretId
+    change: str  # one of DRIFT_CHANGES
+    location: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan JSON form."""
+        return {"manager": self.manager, "kind": self.id.kind.value, "name": self.id.name,
+                "change": self.change, "location": self.location}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Drift:
+        """Inverse of to_dict."""
+        return cls(data["manager"], SecretId(Kind(data["kind"]), data["name"]), data["change"], data["location"])
+
+
+@dataclass(frozen=True)
 class Plan:
     """Ordered actions and errors, plus what the plan was computed from."""
 
@@ -130,6 +153,8 @@ class Plan:
     fingerprint_key_id: str = ""
     secretshift_version: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+    drift: tuple[Drift, ...] = ()
+    refresh_only: bool = False  # a drift report (`plan --refresh-only`): no actions were computed
 
     @property
     def changes(self) -> tuple[Action, ...]:
@@ -158,6 +183,8 @@ class Plan:
             "actions": [a.to_dict() for a in self.actions],
             "errors": [e.to_dict() for e in self.errors],
             "summary": self.summary(),
+            "drift": [d.to_dict() for d in self.drift],
+            "refresh_only": self.refresh_only,
         }
 
     @classmethod
@@ -174,4 +201,6 @@ class Plan:
             config_digest=data.get("config_digest", ""),
             fingerprint_key_id=data.get("fingerprint_key_id", ""),
             secretshift_version=data.get("secretshift_version", ""),
+            drift=tuple(Drift.from_dict(d) for d in data.get("drift", ())),
+            refresh_only=bool(data.get("refresh_only", False)),
         )

@@ -13,19 +13,38 @@ from pathlib import Path
 
 import engine
 from engine import references as refs_mod
+from engine import state as state_mod
 from engine.applier import access_problems
+from engine.drift import find_drift, merge_reads
+from engine.drift import reads_needed as drift_reads
 from engine.errors import UsageError
 from engine.inventory import refresh
 from engine.model import SecretId
 from engine.plan import Plan
 from engine.planner import make_plan, reads_needed
+from engine.policy import check_policy
 from engine.workspace import Workspace
 
 
-def compute_plan(ws: Workspace) -> Plan:
-    """Refresh every manager, scan references, and compute the plan."""
+def compute_plan(ws: Workspace, refresh_only: bool = False, warn=lambda message: None) -> Plan:
+    """Refresh every manager, scan references, and compute the plan, with the drift since
+    the last apply and the policy's verdict. `refresh_only`: the drift alone, no actions."""
     backends = ws.backends()
-    inventory = refresh(backends, ws.fingerprint, lambda listing: reads_needed(ws.config, listing))
+    recorded = read_recorded_state(ws)
+
+    def wanted(listing):
+        drift_needs = drift_reads(recorded, listing)
+        return drift_needs if refresh_only else merge_reads(reads_needed(ws.config, listing), drift_needs)
+
+    inventory = refresh(backends, ws.fingerprint, wanted)
+    comparable = recorded.fingerprint_key_id in ("", ws.fingerprint_key_id)
+    if not comparable:
+        warn(f"warning: {state_file(ws)} was recorded with another fingerprint key; "
+             f"changed values cannot be told apart, only added and deleted secrets are reported")
+    drift = find_drift(recorded, inventory, backends, compare_fingerprints=comparable)
+    if refresh_only:
+        return Plan((), drift=drift, refresh_only=True, config_digest=ws.config.digest,
+                    fingerprint_key_id=ws.fingerprint_key_id, secretshift_version=engine.__version__)
     found = scan_reference_files(ws)[0]
     referenced = [secret_of(r) for r in found]
     first_site = {}
@@ -33,13 +52,25 @@ def compute_plan(ws: Workspace) -> Plan:
         first_site.setdefault(secret_of(reference), f"{reference.file}:{reference.line}:{reference.column}")
     plan = make_plan(ws.config, inventory, backends, referenced, first_site)
     refused = access_problems(plan.changes, backends)  # what the credentials would refuse
+    violations = check_policy(plan.changes, ws.config.policy, recorded, ws.fingerprint_key_id)
     return dataclasses.replace(
         plan,
-        errors=plan.errors + tuple(refused),
+        errors=plan.errors + tuple(refused) + tuple(violations),
+        drift=drift,
         config_digest=ws.config.digest,
         fingerprint_key_id=ws.fingerprint_key_id,
         secretshift_version=engine.__version__,
     )
+
+
+def state_file(ws: Workspace) -> Path:
+    """This config's state file (state.py)."""
+    return state_mod.state_file(ws.state_dir, ws.config.path.name)
+
+
+def read_recorded_state(ws: Workspace) -> state_mod.State:
+    """What the applies of this config recorded (empty before the first)."""
+    return state_mod.read_state(state_file(ws))
 
 
 def scan_reference_files(ws: Workspace, paths: list[str] | None = None):

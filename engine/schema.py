@@ -266,6 +266,7 @@ def check_semantics(data: Any, marks: Marks, file: str) -> list[ConfigProblem]:
     found += _check_manager_urls(managers)
     found += _check_secrets(_items(data, "secrets"), list(managers), marks)
     found += _check_migrations(_items(data, "migrations"), list(managers))
+    found += _check_policy_managers(data.get("policy"), list(managers))
     return [problem(file, marks.value(path), message) for path, message in found]
 
 
@@ -380,6 +381,17 @@ def _chained_migrations(entries: list[tuple[KeyPath, dict]]) -> list[tuple[KeyPa
                           f"{path_text(targets[source])}: chained migrations are not supported; "
                           f"migrate straight to the final manager"))
     return found
+
+
+def _check_policy_managers(policy: Any, defined: list[str]) -> list[tuple[KeyPath, str]]:
+    """Every manager named by policy.source_only is defined."""
+    names = policy.get("source_only") if isinstance(policy, dict) else None
+    if not isinstance(names, list):
+        return []
+    listed = ", ".join(defined) if defined else "none"
+    return [(("policy", "source_only", i), f"policy.source_only[{i}]: unknown manager {quoted(name)} "
+                                             f"(defined: {listed})")
+            for i, name in enumerate(names) if isinstance(name, str) and name and name not in defined]
 
 
 def credential_keys(manager_type: str) -> tuple[str, ...]:

@@ -25,7 +25,7 @@ def imports_of(module: Path) -> set[str]:
 
 @pytest.mark.parametrize("name", ["planner.py", "references.py", "plan.py", "model.py",
                                   "render/text.py", "render/json.py", "render/markdown.py",
-                                  "render/markup.py"])
+                                  "render/markup.py", "render/drift.py", "drift.py", "policy.py"])
 def test_pure_core_modules_import_no_io(name):
     top_level = {n.split(".")[0] for n in imports_of(ENGINE / name)}
     assert not top_level & IO_MODULES

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from engine.model import Kind, SecretId
-from engine.plan import ACTION_TYPES, ERROR_CODES, Action, Plan, Problem
+from engine.plan import ACTION_TYPES, DRIFT_CHANGES, ERROR_CODES, Action, Drift, Plan, Problem
 from engine.planfile import save_plan
 from engine.render import render_json, render_markdown, render_text
 from engine.render.markdown import GITHUB_COMMENT_LIMIT
@@ -71,6 +71,26 @@ def empty_plan() -> Plan:
     return Plan(actions=(), errors=())
 
 
+def drifts() -> tuple[Drift, ...]:
+    return (Drift("corp_vault", SecretId(TEXT, "db_password"), "changed", vault_path(TEXT, "db_password")),
+            Drift("corp_vault", SecretId(FILE, "tls_chain.pem"), "deleted", vault_path(FILE, "tls_chain.pem")),
+            Drift("corp_vault", SecretId(TEXT, "added|by<hand>"), "added", vault_path(TEXT, "added|by<hand>")))
+
+
+def drift_plan() -> Plan:
+    """Drift of every kind beside two changes, and policy errors (one per secret, one plan-wide)."""
+    actions = (action("move", TEXT, "api_key", n=1), action("copy", FILE, "kubeconfig", n=2))
+    errors = (Problem("policy", SecretId(TEXT, "api_key"), "policy.no_deletes: the move of text secret 'api_key' "
+                      "would delete it from manager 'harness'; the policy forbids deletes"),
+              Problem("policy", None, "policy.max_changes: the plan has 2 changes, more than the 1 the policy allows"))
+    return Plan(actions, errors, drift=tuple(sorted(drifts(), key=lambda d: (d.manager, d.id))))
+
+
+def drift_report() -> Plan:
+    """What `plan --refresh-only` renders."""
+    return Plan((), drift=drift_plan().drift, refresh_only=True)
+
+
 def check_golden(name: str, rendered: str) -> None:
     path = GOLDEN / name
     if UPDATE_GOLDEN:
@@ -95,6 +115,10 @@ def test_golden_plan_covers_every_action_kind_and_error_code():
     ("every_kind.md", every_kind_plan, render_markdown),
     ("empty.txt", empty_plan, render_text),
     ("empty.md", empty_plan, render_markdown),
+    ("drift.txt", drift_plan, render_text),
+    ("drift.md", drift_plan, render_markdown),
+    ("drift_report.txt", drift_report, render_text),
+    ("drift_report.md", drift_report, render_markdown),
 ], ids=lambda value: value if isinstance(value, str) else None)
 def test_rendering_matches_golden_file(golden, make, render):
     check_golden(golden, render(make()))
@@ -112,7 +136,7 @@ def test_summarised_markdown_matches_golden_file():
 def test_markdown_puts_errors_before_the_summary_and_says_the_plan_cannot_be_applied():
     rendered = render_markdown(every_kind_plan())
     assert rendered.index("### Errors") < rendered.index("### Summary") < rendered.index("```mermaid")
-    assert "This plan cannot be applied: it has 7 errors." in rendered
+    assert f"This plan cannot be applied: it has {len(ERROR_CODES)} errors." in rendered
     for code in ERROR_CODES:
         assert f"<code>{cell(code)}</code>" in rendered
 
@@ -136,6 +160,34 @@ def test_markdown_lists_only_changes_in_sections_and_counts_the_noops():
     rendered = render_markdown(every_kind_plan())
     assert "already\\_there" not in rendered
     assert "1 secret is already where the config places it (no change)." in rendered
+
+
+def test_markdown_shows_drift_before_the_actions_and_after_the_errors():
+    rendered = render_markdown(drift_plan())
+    assert rendered.index("### Errors") < rendered.index("### Drift since the last apply") < rendered.index("### Summary")
+    assert "**3 secrets changed outside secretshift since the last apply** (1 changed, 1 deleted, 1 added)" in rendered
+    assert {d.change for d in drift_plan().drift} == set(DRIFT_CHANGES)
+    assert "<code>added\\|by&lt;hand&gt;</code>" in rendered  # escaped like every other name
+    assert "<details>" not in rendered.split("### Summary")[0]  # a short drift list is open
+
+
+def test_a_long_drift_list_is_collapsed_and_a_huge_one_fits_in_a_comment():
+    many = tuple(Drift("corp_vault", SecretId(TEXT, f"gone_{i:05d}"), "deleted", vault_path(TEXT, f"gone_{i:05d}"))
+                 for i in range(10_000))
+    rendered = render_markdown(Plan((), drift=many[:11]))
+    assert "<details>\n<summary>11 secrets: 11 deleted</summary>" in rendered
+    for plan in (Plan((), drift=many), Plan((), drift=many, refresh_only=True)):
+        rendered = render_markdown(plan)
+        assert len(rendered) < 65_000
+        listed = sum(1 for line in rendered.splitlines() if line.startswith("| `-` | deleted"))
+        assert 0 < listed < 10_000
+        assert f"... and {10_000 - listed} more (see the JSON plan)" in rendered
+
+
+def test_drift_alone_is_not_a_change_and_a_report_says_when_there_is_none():
+    assert not Plan((), drift=drifts()).has_changes
+    assert render_text(Plan((), refresh_only=True)).startswith("No drift:")
+    assert "**No drift.**" in render_markdown(Plan((), refresh_only=True))
 
 
 # --- escaping -------------------------------------------------------------------------
@@ -186,9 +238,10 @@ def test_markup_helpers_spell_out_control_characters():
 
 # --- determinism and size -----------------------------------------------------------------
 
+@pytest.mark.parametrize("make", [every_kind_plan, drift_plan, drift_report])
 @pytest.mark.parametrize("render", [render_text, render_markdown, render_json])
-def test_rendering_twice_or_from_a_saved_plan_gives_identical_output(render):
-    plan = every_kind_plan()
+def test_rendering_twice_or_from_a_saved_plan_gives_identical_output(render, make):
+    plan = make()
     reloaded = Plan.from_dict(json.loads(render_json(plan)))
     assert render(plan) == render(plan) == render(reloaded)
 

@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from engine.plan import CHANGES, Action, Plan, Problem
+from engine.render import drift
 from engine.render.markup import cell, code, html_text, mermaid_label
 from engine.render.text import SYMBOLS, summary_line
 
@@ -59,7 +60,10 @@ Pair = tuple[str, str]
 def render_markdown(plan: Plan, color: bool = False, max_chars: int = BUDGET) -> str:
     """The whole plan as a GitHub-flavoured Markdown comment of at most about
     `max_chars` characters (summarised, and saying so, when the full one is longer).
-    `color` is accepted for the renderer interface and ignored."""
+    `color` is accepted for the renderer interface and ignored. A `--refresh-only` plan
+    renders as a drift report."""
+    if plan.refresh_only:
+        return drift.render_markdown_report(plan, max_chars)
     pairs = _pairs(plan)
     text = _render(plan, pairs, _FULL)
     for level in _SUMMARISED:
@@ -86,6 +90,7 @@ def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
         blocks.append(_summarised_notice(plan, level))
     if plan.errors:
         blocks += _errors(plan.errors, level)
+    blocks += drift.markdown_blocks(plan.drift, level.errors, level.cell_chars)  # before the actions
     if plan.changes:
         blocks += _summary(plan, pairs, level)
         if level.pairs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.plan import Action, Plan
+from engine.render import drift
 
 SYMBOLS = {"move": ">", "copy": "+", "update": "~", "delete": "-", "noop": "="}
 COLORS = {"move": "36", "copy": "32", "update": "33", "delete": "31", "noop": "2", "error": "31;1"}
@@ -31,8 +32,11 @@ def summary_line(plan: Plan) -> str:
 
 
 def render_text(plan: Plan, color: bool = False) -> str:
-    """The whole plan: changes, errors, then the summary line."""
-    lines: list[str] = []
+    """The whole plan: drift since the last apply, changes, errors, then the summary line
+    (a `--refresh-only` plan: the drift alone)."""
+    if plan.refresh_only:
+        return drift.render_text_report(plan, color)
+    lines: list[str] = drift.text_lines(plan, color)
     if plan.changes:
         lines += ["secretshift will perform these actions:", ""]
         width = max(len(a.id.name) for a in plan.changes)
