@@ -51,9 +51,9 @@ def _unmanaged(action: Action, state: State, key_id: str) -> list[Problem]:
     placed = state.placed(action.target, action.id)
     if placed is not None and state.fingerprint_key_id == key_id and placed.fingerprint == action.target_fingerprint:
         return []
-    why = ("secretshift never wrote it" if placed is None
-           else "its fingerprints were recorded with another fingerprint key" if state.fingerprint_key_id != key_id
-           else "it changed since secretshift wrote it")
+    why = ("secretshift never wrote" if placed is None
+           else "secretshift recorded under another fingerprint key" if state.fingerprint_key_id != key_id
+           else "changed after secretshift wrote it")
     return [Problem("policy", action.id,
                     f"policy.no_overwrite_unmanaged: updating {action.id} would overwrite the value in manager "
                     f"{action.target!r} at {action.target_location}, which {why}")]
