@@ -63,7 +63,9 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
             started.append(_new_journal(ws, to_apply))
             return started[0]
 
-        journal_path = lambda: started[0].path if started else None  # noqa: E731
+        def journal_path() -> Path | None:
+            return started[0].path if started else None
+
         with _recorded(ws, "apply", console, journal_path), _tracked(ws, to_apply, journal_path, console), \
                 _stop_on_interrupt(console) as stop_requested:
             outcomes = apply_plan(

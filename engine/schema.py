@@ -389,8 +389,7 @@ def _check_policy_managers(policy: Any, defined: list[str]) -> list[tuple[KeyPat
     if not isinstance(names, list):
         return []
     listed = ", ".join(defined) if defined else "none"
-    return [(("policy", "source_only", i), f"policy.source_only[{i}]: unknown manager {quoted(name)} "
-                                             f"(defined: {listed})")
+    return [(("policy", "source_only", i), f"policy.source_only[{i}]: unknown manager {quoted(name)} (defined: {listed})")
             for i, name in enumerate(names) if isinstance(name, str) and name and name not in defined]
 
 

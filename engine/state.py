@@ -28,7 +28,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,7 +169,7 @@ def _damaged(path: Path, why: str) -> StateError:
 
 def _from_dict(document: Any) -> State:
     if not isinstance(document, dict):
-        raise ValueError("not a JSON object")
+        raise TypeError("not a JSON object")
     if document.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"format_version {document.get('format_version')!r}, this secretshift reads "
                          f"{FORMAT_VERSION}")
@@ -200,7 +200,7 @@ def _text(value: Any) -> str:
 
 def write_state(path: Path, state: State, config_name: str) -> None:
     """Replace the state file atomically (temp file, fsync, rename); folder 0700, file 0600."""
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     data = (json.dumps(to_dict(state, config_name, now), indent=1, ensure_ascii=False) + "\n").encode("utf-8")
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -254,7 +254,7 @@ def recorded_apply(file: Path, config_name: str, key_id: str, changes: tuple[Act
                           if {"verified", "already"} & set(record.steps)]
             if placed:
                 listings = {m: frozenset(list_ids(m)) for m in sorted({a.target for a in placed})}
-                now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                now = datetime.now(UTC).isoformat(timespec="seconds")
                 new = after_apply(read_state(file), placed, apply_id, now, listings, key_id)
                 write_state(file, new, config_name)
         except (OSError, SecretShiftError) as error:

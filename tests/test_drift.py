@@ -11,7 +11,14 @@ import os
 import stat
 
 import pytest
-from clihelp import TARGET, Secret, assert_one_error_line, make_project, seeded_template, write_config
+from clihelp import (
+    TARGET,
+    Secret,
+    assert_one_error_line,
+    make_project,
+    seeded_template,
+    write_config,
+)
 
 SECRETS = [Secret("text", f"svc_{i}", f"canary-drift-{i}-{os.urandom(6).hex()}".encode()) for i in range(4)]
 SECRETS += [Secret("file", "tls.pem", b"-----BEGIN CANARY-----\n" + os.urandom(40) + b"\x00\n")]

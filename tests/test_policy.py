@@ -9,7 +9,15 @@ import json
 import os
 
 import pytest
-from clihelp import SOURCE, TARGET, Secret, assert_one_error_line, make_project, seeded_template, write_config
+from clihelp import (
+    SOURCE,
+    TARGET,
+    Secret,
+    assert_one_error_line,
+    make_project,
+    seeded_template,
+    write_config,
+)
 
 from engine.config import Policy
 from engine.model import Kind, SecretId

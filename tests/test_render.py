@@ -21,7 +21,15 @@ from pathlib import Path
 import pytest
 
 from engine.model import Kind, SecretId
-from engine.plan import ACTION_TYPES, DRIFT_CHANGES, ERROR_CODES, Action, Drift, Plan, Problem
+from engine.plan import (
+    ACTION_TYPES,
+    DRIFT_CHANGES,
+    ERROR_CODES,
+    Action,
+    Drift,
+    Plan,
+    Problem,
+)
 from engine.planfile import save_plan
 from engine.render import render_json, render_markdown, render_text
 from engine.render.markdown import GITHUB_COMMENT_LIMIT
