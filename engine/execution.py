@@ -124,7 +124,7 @@ def _check_policy(saved: Plan, ws: Workspace, plan_file: str) -> None:
 
 def _tracked(ws: Workspace, plan: Plan, journal_path: Callable[[], Path | None], console):
     """The state file's record of this apply or resume, written however it ends (state.py)."""
-    return recorded_apply(state_file(ws), ws.config.path.name, ws.fingerprint_key_id, plan.changes,
+    return recorded_apply(state_file(ws), ws.config.path.name, ws.fingerprint_key_id, plan,
                           journal_path, lambda manager: ws.backend(manager).list_ids(), console.err)
 
 

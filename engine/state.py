@@ -10,12 +10,13 @@ the `no_overwrite_unmanaged` policy rule asks it whether secretshift wrote a val
 How it changes:
 - after every apply or resumed apply, however it ends: each action the journal shows
   verified (or found already carried out) records its secret with the fingerprint the
-  plan moved; the managers written into are listed again, which forgets secrets no longer
-  there and accepts the ones added meanwhile (the plan that was applied showed them);
+  plan moved; the entries the applied plan reported deleted are forgotten (its reviewers
+  saw that), and the managers written into are listed again, which accepts the secrets
+  added to them meanwhile;
 - after a rollback: the entries of the actions it undid are removed, or put back to the
-  entry they replaced, and the managers are listed again.
+  entry they replaced, and those managers are listed again.
 A value changed outside secretshift stays reported until secretshift writes it again:
-the entry keeps what secretshift wrote.
+the entry keeps what secretshift wrote (the no_overwrite_unmanaged rule relies on it).
 
 Written atomically (temp file, fsync, rename), mode 0600, under the apply lock. Not
 for deciding what apply does: the plan and the journal do that.
@@ -35,7 +36,7 @@ from typing import Any
 from engine.errors import SecretShiftError
 from engine.journal import read_journal, records
 from engine.model import Kind, SecretId
-from engine.plan import Action
+from engine.plan import Action, Plan
 
 FORMAT_VERSION = 1
 STATE_DIR = "state"
@@ -88,11 +89,14 @@ def state_file(state_dir: Path, config_name: str) -> Path:
 
 # --- pure transitions ---------------------------------------------------------------
 
-def after_apply(state: State, placed: Iterable[Action], apply_id: str | None, now: str,
+def after_apply(state: State, plan: Plan, placed: Iterable[Action], apply_id: str | None, now: str,
                 listings: Mapping[str, frozenset[SecretId]], key_id: str) -> State:
-    """The state once the actions in `placed` were carried out by apply `apply_id` and
-    the managers in `listings` were listed again."""
+    """The state once apply `apply_id` of `plan` carried out the actions in `placed` and
+    listed the managers in `listings` again. Entries `plan` reported deleted are forgotten."""
     secrets = dict(state.secrets) if key_id == state.fingerprint_key_id or not state.secrets else {}
+    for gone in plan.drift:
+        if gone.change == "deleted":
+            secrets.pop((gone.manager, gone.id), None)
     for action in placed:
         key = (action.target, action.id)
         previous = secrets.get(key)
@@ -102,7 +106,7 @@ def after_apply(state: State, placed: Iterable[Action], apply_id: str | None, no
             previous = replace(previous, replaced=None)
         secrets[key] = Placed(action.target, action.id, action.target_location, action.source_fingerprint or "",
                               now, apply_id, previous)
-    return _relisted(State(key_id, secrets, dict(state.listings)), listings)
+    return State(key_id, secrets, {**state.listings, **listings})
 
 
 def after_rollback(state: State, undone: Iterable[Action], apply_id: str,
@@ -118,13 +122,6 @@ def after_rollback(state: State, undone: Iterable[Action], apply_id: str,
             secrets[key] = entry.replaced
         else:
             del secrets[key]
-    return _relisted(replace(state, secrets=secrets), listings)
-
-
-def _relisted(state: State, listings: Mapping[str, frozenset[SecretId]]) -> State:
-    """Record fresh listings; an entry whose secret its manager no longer lists is dropped."""
-    secrets = {key: entry for key, entry in state.secrets.items()
-               if key[0] not in listings or key[1] in listings[key[0]]}
     return replace(state, secrets=secrets, listings={**state.listings, **listings})
 
 
@@ -229,13 +226,13 @@ ListIds = Callable[[str], Iterable[SecretId]]
 
 
 @contextlib.contextmanager
-def recorded_apply(file: Path, config_name: str, key_id: str, changes: tuple[Action, ...],
+def recorded_apply(file: Path, config_name: str, key_id: str, plan: Plan,
                    journal_path: Callable[[], Path | None], list_ids: ListIds,
                    warn: Callable[[str], None]) -> Iterator[None]:
     """Record in `file` what the apply (or resume) run in the body placed, however it ends.
 
     The journal at `journal_path()` says which actions were verified; a run that needed no
-    journal (every action found carried out already) placed all of `changes`. A state that
+    journal (every action found carried out already) placed all of `plan`'s changes. A state that
     cannot be recorded is a warning: it never hides the run's own error."""
     failed = False
     try:
@@ -246,7 +243,7 @@ def recorded_apply(file: Path, config_name: str, key_id: str, changes: tuple[Act
     finally:
         try:
             path = journal_path()
-            apply_id, placed = None, [] if failed else list(changes)
+            apply_id, placed = None, [] if failed else list(plan.changes)
             if path is not None:
                 journal = read_journal(path)
                 apply_id = journal.apply_id
@@ -255,7 +252,7 @@ def recorded_apply(file: Path, config_name: str, key_id: str, changes: tuple[Act
             if placed:
                 listings = {m: frozenset(list_ids(m)) for m in sorted({a.target for a in placed})}
                 now = datetime.now(UTC).isoformat(timespec="seconds")
-                new = after_apply(read_state(file), placed, apply_id, now, listings, key_id)
+                new = after_apply(read_state(file), plan, placed, apply_id, now, listings, key_id)
                 write_state(file, new, config_name)
         except (OSError, SecretShiftError) as error:
             warn(f"warning: the state (for drift and policy) could not be recorded in {file}: {_reason(error)}")

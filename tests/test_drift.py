@@ -112,6 +112,18 @@ def test_plan_reports_exactly_the_changed_deleted_and_added_secrets(project):
     assert "**3 secrets changed outside secretshift since the last apply**" in markdown
 
 
+def test_the_next_apply_accepts_added_and_deleted_secrets_but_keeps_reporting_a_changed_value(project):
+    change_out_of_band(project)
+    project.put("svc_late", b"moved by the next apply")
+    applied = project.run("apply", "--auto-approve")
+    assert applied.code == 0 and "Drift since the last apply" in applied.stdout, applied
+    entries = recorded(project)
+    assert ("file", "tls.pem") not in entries and ("text", "svc_late") in entries
+    assert "added_by_hand" in json.loads(state_path(project).read_bytes())["listings"][TARGET]["text"]
+    code, plan = drift_of(project)
+    assert [(d["name"], d["change"]) for d in plan["drift"]] == [("svc_1", "changed")]
+
+
 def test_refresh_only_shows_drift_alone_and_exits_2_with_detailed_exitcode(project):
     clean = project.run("plan", "--refresh-only", "--detailed-exitcode")
     assert clean.code == 0 and clean.stdout.startswith("No drift"), clean
