@@ -115,6 +115,7 @@ def test_no_command_output_saved_plan_or_project_file_shows_a_secret_value(tmp_p
     applied = run("apply", "--auto-approve")
     assert "Apply complete!" in applied.stdout
     run("plan", "--detailed-exitcode")
+    run("plan", "--refresh-only", "--format", "markdown")
     run("list", SOURCE)
     run("refs", "--format", "json")
 
@@ -123,6 +124,7 @@ def test_no_command_output_saved_plan_or_project_file_shows_a_secret_value(tmp_p
         assert_no_canary(f"stderr of {result.args}", result.err.encode(), canaries)
     files = [p for p in project.root.rglob("*") if p.is_file()]
     assert any(p.name == "harness.db" for p in files)
+    assert any(p.parent.name == "state" for p in files)  # the drift state file is scanned too
     for path in files:  # plans, state, journals, and the SQLite store (encrypted)
         assert_no_canary(str(path.relative_to(project.root)), path.read_bytes(), canaries)
 
