@@ -19,7 +19,7 @@ import pytest
 
 from engine import config as config_module
 from engine import schema
-from engine.config import Config, ManagerConfig, Migration, SecretPlacement, load_config
+from engine.config import Config, ManagerConfig, Migration, Policy, SecretPlacement, load_config
 from engine.errors import ConfigError
 from engine.model import Kind, SecretValue
 
@@ -196,6 +196,9 @@ def test_full_example_loads_every_key():
     assert config.reference_paths == ("pipelines/**/*.yaml", "templates/*.json")
     assert config.digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert config.fingerprint_key == SecretValue(b"fingerprint key for the config tests\n")
+    assert config.policy == Policy(no_deletes=False, no_overwrite_unmanaged=True, max_changes=200,
+                                   source_only=("harness",))
+    assert load_config(VALID / "minimal.yaml").policy == Policy()  # every gate open by default
 
 
 def test_defaults_are_filled_in():
