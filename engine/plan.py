@@ -121,6 +121,33 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class PlanWarning:
+    """Something the plan does not block on but a reviewer should see, such as a
+    soft-deleted secret it skips, or a soft-deleted copy a write will cover."""
+
+    code: str
+    id: SecretId | None
+    manager: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan JSON's `warnings` item."""
+        return {
+            "code": self.code,
+            "kind": self.id.kind.value if self.id else None,
+            "name": self.id.name if self.id else None,
+            "manager": self.manager,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlanWarning:
+        """Inverse of to_dict."""
+        sid = SecretId(Kind(data["kind"]), data["name"]) if data.get("name") is not None else None
+        return cls(code=data["code"], id=sid, manager=data.get("manager"), message=data["message"])
+
+
+@dataclass(frozen=True)
 class Plan:
     """Ordered actions and errors, plus what the plan was computed from."""
 
@@ -130,6 +157,7 @@ class Plan:
     fingerprint_key_id: str = ""
     secretshift_version: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+    warnings: tuple[PlanWarning, ...] = ()
 
     @property
     def changes(self) -> tuple[Action, ...]:
@@ -157,6 +185,7 @@ class Plan:
             "fingerprint_key_id": self.fingerprint_key_id,
             "actions": [a.to_dict() for a in self.actions],
             "errors": [e.to_dict() for e in self.errors],
+            "warnings": [w.to_dict() for w in self.warnings],
             "summary": self.summary(),
         }
 
@@ -174,4 +203,5 @@ class Plan:
             config_digest=data.get("config_digest", ""),
             fingerprint_key_id=data.get("fingerprint_key_id", ""),
             secretshift_version=data.get("secretshift_version", ""),
+            warnings=tuple(PlanWarning.from_dict(w) for w in data.get("warnings", ())),
         )

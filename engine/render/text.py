@@ -31,7 +31,7 @@ def summary_line(plan: Plan) -> str:
 
 
 def render_text(plan: Plan, color: bool = False) -> str:
-    """The whole plan: changes, errors, then the summary line."""
+    """The whole plan: changes, errors, warnings, then the summary line."""
     lines: list[str] = []
     if plan.changes:
         lines += ["secretshift will perform these actions:", ""]
@@ -41,6 +41,10 @@ def render_text(plan: Plan, color: bool = False) -> str:
     if plan.errors:
         lines += [_paint("Errors (this plan cannot be applied):", "error", color), ""]
         lines += [f"  {_paint('!', 'error', color)} {e.code}: {e.message}" for e in plan.errors]
+        lines.append("")
+    if plan.warnings:
+        lines += [_paint("Warnings:", "update", color), ""]
+        lines += [f"  {_paint('?', 'update', color)} {w.code}: {w.message}" for w in plan.warnings]
         lines.append("")
     if not plan.changes and not plan.errors:
         lines.append("No changes. Every secret is where the config places it.")
