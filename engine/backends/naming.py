@@ -67,8 +67,8 @@ class NameMap:
         reads back as another secret), or None."""
         physical = self.physical(secret)
         back = self.identity(secret.kind, physical)
-        if back is None or back == secret:
-            return None
+        if back is None or back == secret or back in self.renames:
+            return None  # a clash with a renamed secret: the plan reports both as a conflict
         return (f"its physical name {physical!r} reads back as {back.name!r} under this manager's "
                 f"name_map; give the secret rename: {{MANAGER: ...}}, or map to characters its "
                 "names do not use")
