@@ -10,10 +10,12 @@ version metadata, the builtin store's contents).
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
+from engine import commands
 from engine.errors import PlanError
 from engine.model import Kind, SecretId, SecretValue
 
@@ -128,6 +130,9 @@ def test_an_aws_source_pending_deletion_is_skipped_with_a_warning(request, tmp_p
     text = project.plan_text()
     assert text.index("Warnings:") < text.index("Plan:") and "soft_deleted:" in text
     assert "### Warnings" in project.plan_text("markdown")
+    saved = tmp_path / "plan.json"  # a saved plan keeps its warnings (and passes the plan schema)
+    commands.plan(project.config, "json", out_file=str(saved))
+    assert json.loads(commands.show(str(saved), "json"))["warnings"] == doc["warnings"]
 
     assert project.apply() == 0
     assert project.read("dst", "kept") == SecretValue.from_text("value")
