@@ -142,7 +142,7 @@ def _explicit_sources(config: Config, inventory: Inventory, errors: list[Problem
         secret = SecretId(entry.kind, entry.name)
         if secret not in missing:
             continue
-        holders = [entry.source] if entry.source else list(config.managers)
+        holders = [entry.source] if entry.source else [m for m in config.managers if m != entry.manager]
         states = [(m, inventory.unavailable_in(m, secret)) for m in holders]
         states = [(m, s) for m, s in states if s is not None]
         if states:

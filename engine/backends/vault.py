@@ -187,14 +187,18 @@ class VaultBackend(Backend):
 
     def read_current(self, secret: SecretId) -> SecretValue | Unavailable | None:
         """`read`, except that a KV v2 secret whose latest version is soft-deleted or
-        destroyed comes back as `Unavailable` (with the version and deletion time)."""
+        destroyed comes back as `Unavailable` (with the version and deletion time, from
+        its metadata; a token that may not read metadata gets None, as from `read`)."""
         value = self.read(secret)
         layout = self.layout()
         if value is not None or layout.version != 2:
             return value
         where = self.location(secret)
-        metadata = self._call("read the metadata of", where, self._client.secrets.kv.v2.read_secret_metadata,
-                              path=layout.inner(secret), mount_point=layout.mount)
+        try:
+            metadata = self._call("read the metadata of", where, self._client.secrets.kv.v2.read_secret_metadata,
+                                  path=layout.inner(secret), mount_point=layout.mount)
+        except PermissionDenied:  # a token that may read data/ but not metadata/: absent, as `read` says
+            return None
         if metadata is _MISSING:
             return None
         current = metadata["data"].get("current_version")

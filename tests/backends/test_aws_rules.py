@@ -226,3 +226,22 @@ def test_a_kv2_target_deleted_or_destroyed_takes_a_new_version_with_a_warning(re
     assert sorted(project.dst.vault_state()["SECRET_TEXT/db_password"]) == ["1", "2"]
     doc, _ = project.plan()
     assert (doc["errors"], doc["warnings"], doc["actions"]) == ([], [], [])
+
+
+def test_a_token_that_may_not_read_metadata_still_plans(request, tmp_path, monkeypatch):
+    """Without `read` on metadata/ the destroyed key's state cannot be asked: it counts as
+    absent (as before soft deletes were reported), and the refresh goes on."""
+    project = make_project(request, tmp_path, monkeypatch, "vault_kv2", "builtin",
+                           "migrations:\n  - {from: src, to: dst, mode: copy}\n")
+    project.put("src", "destroyed_one", "x")
+    project.put("src", "live_one", "y")
+    mount = project.src.mount
+    project.src.vault.secrets.kv.v2.destroy_secret_versions("harness/SECRET_TEXT/destroyed_one", versions=[1],
+                                                           mount_point=mount)
+    vault = request.getfixturevalue("vault")
+    vault.set_policy(f"data-only-{mount}", f'path "{mount}/data/*" {{ capabilities = ["read"] }}\n'
+                                           f'path "{mount}/metadata/*" {{ capabilities = ["list"] }}\n')
+    monkeypatch.setenv("AWS_RULES_VAULT_TOKEN", vault.create_token(policies=[f"data-only-{mount}"]))
+    doc, code = project.plan()
+    assert code == 0 and doc["errors"] == [] and doc["warnings"] == []
+    assert [(a["action"], a["name"]) for a in doc["actions"]] == [("copy", "live_one")]
