@@ -7,6 +7,7 @@ resolved here and held as `SecretValue`, so a Config can be printed without leak
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Iterator, Mapping
@@ -19,7 +20,7 @@ import yaml
 
 from engine import crypto, schema
 from engine.errors import ConfigError, ConfigProblem
-from engine.model import Kind, SecretValue
+from engine.model import Kind, SecretId, SecretValue
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class SecretPlacement:
     source: str | None = None
     mode: str = "move"
     line: int | None = None
+    soft_deleted: str = "skip"  # skip | fail: a source copy kept only soft-deleted
+    rename: tuple[tuple[str, str], ...] = ()  # (manager id, physical name) pairs
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,7 @@ class Migration:
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     line: int | None = None
+    soft_deleted: str = "skip"
 
 
 @dataclass(frozen=True)
@@ -472,6 +476,7 @@ def _build(path: Path, data: dict, marks: schema.Marks,
         SecretPlacement(
             name=entry["name"], kind=Kind(entry.get("kind", "text")), manager=entry["manager"],
             source=entry.get("from"), mode=entry.get("mode", "move"), line=_line(marks, ("secrets", i)),
+            soft_deleted=entry.get("soft_deleted", "skip"), rename=tuple((entry.get("rename") or {}).items()),
         )
         for i, entry in enumerate(data.get("secrets") or [])
     )
@@ -480,10 +485,11 @@ def _build(path: Path, data: dict, marks: schema.Marks,
             source=entry["from"], target=entry["to"], mode=entry["mode"],
             kinds=tuple(Kind(k) for k in entry.get("kinds", ("text", "file"))),
             include=tuple(entry.get("include", ("*",))), exclude=tuple(entry.get("exclude", ())),
-            line=_line(marks, ("migrations", i)),
+            line=_line(marks, ("migrations", i)), soft_deleted=entry.get("soft_deleted", "skip"),
         )
         for i, entry in enumerate(data.get("migrations") or [])
     )
+    managers = _with_renames(managers, secrets)
     return Config(
         path=path, managers=managers, secrets=secrets, migrations=migrations,
         on_conflict=data.get("on_conflict", "fail"),
@@ -498,6 +504,18 @@ def _policy(written: dict) -> Policy:
                   no_overwrite_unmanaged=bool(written.get("no_overwrite_unmanaged", False)),
                   max_changes=written.get("max_changes"),
                   source_only=tuple(dict.fromkeys(written.get("source_only", ()))))
+
+
+def _with_renames(managers: dict[str, ManagerConfig],
+                  secrets: tuple[SecretPlacement, ...]) -> dict[str, ManagerConfig]:
+    """Each manager's `renames` setting ({SecretId: physical name}) from the `rename:`
+    of the secrets entries, so its backend names those secrets physically."""
+    renames: dict[str, dict] = {}
+    for entry in secrets:
+        for manager_id, physical in entry.rename:
+            renames.setdefault(manager_id, {})[SecretId(entry.kind, entry.name)] = physical
+    return {m: dataclasses.replace(c, settings=MappingProxyType({**c.settings, "renames": renames[m]}))
+            if m in renames else c for m, c in managers.items()}
 
 
 def _manager(manager_id: str, written: dict, base_dir: Path,

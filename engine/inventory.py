@@ -8,11 +8,11 @@ with the size of the values.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.backends.base import Backend
 from engine.managers import parallel_map
-from engine.model import InventoryEntry, SecretId
+from engine.model import InventoryEntry, SecretId, Unavailable
 
 DEFAULT_PARALLELISM = 8
 
@@ -29,6 +29,9 @@ class Inventory:
 
     holdings: Mapping[str, Mapping[SecretId, InventoryEntry]]
     listed: Mapping[str, frozenset[SecretId]] | None = None
+    # per manager: secrets it keeps without a current value (soft-deleted, destroyed,
+    # pending deletion, no value); never in `holdings` nor `listed`
+    unavailable: Mapping[str, Mapping[SecretId, Unavailable]] = field(default_factory=dict)
 
     def _listed(self, manager: str):
         if self.listed is None:
@@ -47,6 +50,10 @@ class Inventory:
         managers = self.listed if self.listed is not None else self.holdings
         return [m for m in managers if secret in self._listed(m)]
 
+    def unavailable_in(self, manager: str, secret: SecretId) -> Unavailable | None:
+        """Why `manager` keeps `secret` without a current value, or None."""
+        return self.unavailable.get(manager, {}).get(secret)
+
     def ids(self, manager: str) -> list[SecretId]:
         """The secrets `manager` holds, sorted."""
         return sorted(self._listed(manager))
@@ -59,35 +66,57 @@ def refresh(
 ) -> Inventory:
     """List every manager, then read and fingerprint the values `reads_needed` asks for
     (given the listing); managers are refreshed at the same time, each within its own
-    parallelism. Values are dropped as soon as they are fingerprinted."""
+    parallelism. Values are dropped as soon as they are fingerprinted. Secrets a manager
+    keeps without a current value (listed as such, or found so when read) are recorded in
+    `Inventory.unavailable` instead."""
     names = list(backends)
-    listing = dict(zip(names, parallel_map(lambda m: frozenset(backends[m].list_ids()), names, len(names))))
+
+    def list_one(manager: str) -> tuple[frozenset[SecretId], dict[SecretId, Unavailable]]:
+        backend = backends[manager]
+        return frozenset(backend.list_ids()), {u.id: u for u in backend.list_unavailable()}
+
+    listings = dict(zip(names, parallel_map(list_one, names, len(names))))
+    listing = {m: ids for m, (ids, _) in listings.items()}
     wanted = reads_needed(listing)
 
-    def read(manager: str) -> dict[SecretId, InventoryEntry]:
+    def read(manager: str) -> tuple[dict[SecretId, InventoryEntry], dict[SecretId, Unavailable]]:
         backend = backends[manager]
-        return read_entries(backend, wanted.get(manager, ()), fingerprint, backend.parallelism)
+        return read_states(backend, wanted.get(manager, ()), fingerprint, backend.parallelism)
 
-    holdings = dict(zip(names, parallel_map(read, names, len(names))))
-    # a listed secret that reads as absent (e.g. its latest Vault version is soft-deleted) is not held
+    results = dict(zip(names, parallel_map(read, names, len(names))))
+    holdings = {m: results[m][0] for m in names}
+    unavailable = {m: {**listings[m][1], **results[m][1]} for m in names}
+    # a listed secret that reads as absent or unavailable (e.g. its latest Vault version is
+    # soft-deleted) is not held
     listed = {m: frozenset(s for s in listing[m] if s in holdings[m] or s not in wanted.get(m, ()))
               for m in names}
-    return Inventory(holdings, listed)
+    return Inventory(holdings, listed, unavailable)
 
 
-def read_entries(
+def read_states(
     backend: Backend,
     secrets: Iterable[SecretId],
     fingerprint: Callable[[bytes], str],
     workers: int = DEFAULT_PARALLELISM,
-) -> dict[SecretId, InventoryEntry]:
-    """Entries for the given secrets of one manager; a secret gone meanwhile is left out."""
+) -> tuple[dict[SecretId, InventoryEntry], dict[SecretId, Unavailable]]:
+    """Entries for the given secrets of one manager, and the ones it keeps without a
+    current value; a secret gone meanwhile is in neither. Reads go `read_batch_size` at
+    a time (one BatchGetSecretValue for 20 AWS secrets), up to `workers` batches at once."""
+    ordered = sorted(secrets)
+    size = max(1, backend.read_batch_size)
+    batches = [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
-    def entry(secret: SecretId) -> InventoryEntry | None:
-        value = backend.read(secret)
-        if value is None:
-            return None
-        return InventoryEntry(secret, fingerprint(value.data), len(value), backend.location(secret))
+    def read_batch(batch: list[SecretId]) -> list[InventoryEntry | Unavailable]:
+        found = []
+        for secret, value in backend.read_many(batch):
+            if isinstance(value, Unavailable):
+                found.append(value)
+            elif value is not None:
+                found.append(InventoryEntry(secret, fingerprint(value.data), len(value), backend.location(secret)))
+        return found
 
-    found = parallel_map(entry, sorted(secrets), workers)
-    return {e.id: e for e in found if e is not None}
+    entries, unavailable = {}, {}
+    for batch in parallel_map(read_batch, batches, workers):
+        for item in batch:
+            (unavailable if isinstance(item, Unavailable) else entries)[item.id] = item
+    return entries, unavailable

@@ -90,3 +90,21 @@ class InventoryEntry:
     size: int
     location: str
     metadata: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """A secret a manager still keeps but cannot give a current value for, and why.
+
+    `state` is `deleted` (KV v2: latest version soft-deleted), `destroyed` (KV v2: latest
+    version destroyed), `pending_deletion` (AWS: in its recovery window) or `no_value`
+    (AWS: the AWSCURRENT version holds neither SecretString nor SecretBinary). `when` is
+    the date the manager reports for that state, ISO 8601, when known (KV v2: deletion
+    time; AWS: the DeletedDate, when the recovery window ends). No value, no fingerprint.
+    """
+
+    id: SecretId
+    state: str
+    location: str
+    when: str | None = None
+    version: int | None = None

@@ -144,6 +144,33 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class PlanWarning:
+    """Something the plan does not block on but a reviewer should see, such as a
+    soft-deleted secret it skips, or a soft-deleted copy a write will cover."""
+
+    code: str
+    id: SecretId | None
+    manager: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan JSON's `warnings` item."""
+        return {
+            "code": self.code,
+            "kind": self.id.kind.value if self.id else None,
+            "name": self.id.name if self.id else None,
+            "manager": self.manager,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PlanWarning:
+        """Inverse of to_dict."""
+        sid = SecretId(Kind(data["kind"]), data["name"]) if data.get("name") is not None else None
+        return cls(code=data["code"], id=sid, manager=data.get("manager"), message=data["message"])
+
+
+@dataclass(frozen=True)
 class Plan:
     """Ordered actions and errors, plus what the plan was computed from."""
 
@@ -155,6 +182,7 @@ class Plan:
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
     drift: tuple[Drift, ...] = ()
     refresh_only: bool = False  # a drift report (`plan --refresh-only`): no actions were computed
+    warnings: tuple[PlanWarning, ...] = ()
 
     @property
     def changes(self) -> tuple[Action, ...]:
@@ -182,6 +210,7 @@ class Plan:
             "fingerprint_key_id": self.fingerprint_key_id,
             "actions": [a.to_dict() for a in self.actions],
             "errors": [e.to_dict() for e in self.errors],
+            "warnings": [w.to_dict() for w in self.warnings],
             "summary": self.summary(),
             "drift": [d.to_dict() for d in self.drift],
             "refresh_only": self.refresh_only,
@@ -203,4 +232,5 @@ class Plan:
             secretshift_version=data.get("secretshift_version", ""),
             drift=tuple(Drift.from_dict(d) for d in data.get("drift", ())),
             refresh_only=bool(data.get("refresh_only", False)),
+            warnings=tuple(PlanWarning.from_dict(w) for w in data.get("warnings", ())),
         )

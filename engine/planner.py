@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from engine import planchecks
 from engine.config import Config, Migration, SecretPlacement
 from engine.inventory import Inventory
 from engine.model import InventoryEntry, Kind, SecretId
@@ -65,9 +66,10 @@ def make_plan(
         if action is not None:
             actions.append(_with_references(action, reference_counts))
     errors.extend(_unresolved_references(reference_counts, inventory, first_site or {}))
+    actions, errors, warnings = planchecks.review(config, inventory, actions, errors, _matches)
     actions.sort(key=lambda a: (a.source or "", a.target, a.id))
     errors.sort(key=_problem_order)
-    return Plan(actions=tuple(actions), errors=tuple(errors))
+    return Plan(actions=tuple(actions), errors=tuple(errors), warnings=tuple(warnings))
 
 
 def reads_needed(config: Config, listing: Mapping[str, frozenset[SecretId]]) -> dict[str, set[SecretId]]:

@@ -22,12 +22,14 @@ from urllib.parse import urlsplit
 import jsonschema
 
 from engine.backends.base import common_name_problem
+from engine.backends.naming import name_map_problems
 from engine.errors import ConfigProblem
 
 CONFIG_SCHEMA = "config.schema.json"
 KeyPath = tuple[str | int, ...]
 Mark = tuple[int, int]  # (line, column), both 1-based
 
+NAME_MAPPING_TYPES = ("vault", "aws_secrets_manager")  # managers with name_map and rename
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 _TYPE_WORDS = {
     "string": "a string", "integer": "an integer", "number": "a number",
@@ -267,7 +269,32 @@ def check_semantics(data: Any, marks: Marks, file: str) -> list[ConfigProblem]:
     found += _check_secrets(_items(data, "secrets"), list(managers), marks)
     found += _check_migrations(_items(data, "migrations"), list(managers))
     found += _check_policy_managers(data.get("policy"), list(managers))
+    found += naming_checks(managers, _items(data, "secrets"))
     return [problem(file, marks.value(path), message) for path, message in found]
+
+
+def naming_checks(managers: dict, secrets: list[tuple[KeyPath, dict]]) -> list[tuple[KeyPath, str]]:
+    """`name_map` settings that cannot be reversed, and `rename:` entries naming a
+    manager that is not defined or does not map names (builtin)."""
+    found = []
+    for manager_id, settings in managers.items():
+        name_map = settings.get("name_map") if isinstance(settings, dict) else None
+        if isinstance(name_map, dict):
+            path = ("managers", manager_id, "name_map")
+            found += [(path, f"{path_text(path)}: {p}") for p in name_map_problems(name_map)]
+    for base, entry in secrets:
+        rename = entry.get("rename")
+        for manager_id in rename if isinstance(rename, dict) else ():
+            path = base + ("rename", manager_id)
+            settings = managers.get(manager_id)
+            if not isinstance(settings, dict):
+                found.append((path, (f"{path_text(path)}: unknown manager {quoted(manager_id)} "
+                                     f"(defined: {', '.join(managers) or 'none'})")))
+            elif settings.get("type") not in NAME_MAPPING_TYPES:
+                found.append((path, (f"{path_text(path)}: manager {quoted(manager_id)} is of type "
+                                     f"{settings.get('type')}, which keeps names as they are (rename "
+                                     f"works for {' and '.join(NAME_MAPPING_TYPES)})")))
+    return found
 
 
 def _items(data: dict, key: str) -> list[tuple[KeyPath, dict]]:

@@ -176,13 +176,13 @@ def test_full_example_loads_every_key():
         "address": "https://vault.example.com:8200", "token": SecretValue.from_text(ENV_TOKEN),
         "namespace": "platform", "secret_engine": "kv", "base_path": "harness", "kv_version": 2,
         "ca_cert": str(VALID / "certs/ca.pem"), "read_only": False, "file_encoding": "utf-8",
-        "max_value_bytes": 1048576, "timeout": 7.5, "parallelism": 8, "retries": 3,
+        "max_value_bytes": 1048576, "timeout": 7.5, "parallelism": 8, "retries": 3, "name_map": None,
     }
     assert config.managers["aws"] == ManagerConfig(
         id="aws", type="aws_secrets_manager", read_only=False, line=24,
         settings={"region": "eu-west-1", "prefix": "harness/", "endpoint_url": "http://127.0.0.1:5000",
                   "profile": "migration", "read_only": False, "parallelism": 4,
-                  "recovery_window_days": None},
+                  "recovery_window_days": None, "name_map": None},
     )
     assert config.secrets == (
         SecretPlacement("db_password", Kind.TEXT, "corp_vault", source="harness", mode="copy", line=33),
@@ -210,11 +210,11 @@ def test_defaults_are_filled_in():
         "address": "https://vault.example.com", "token": SecretValue.from_text(ENV_TOKEN),
         "namespace": None, "secret_engine": "secret", "base_path": "", "kv_version": "auto",
         "ca_cert": None, "read_only": False, "file_encoding": "base64", "max_value_bytes": None,
-        "timeout": None, "parallelism": None, "retries": 5,
+        "timeout": None, "parallelism": None, "retries": 5, "name_map": None,
     }
     assert dict(config.managers["aws"].settings) == {
         "region": None, "prefix": "", "endpoint_url": None, "profile": None,
-        "read_only": False, "parallelism": None, "recovery_window_days": None,
+        "read_only": False, "parallelism": None, "recovery_window_days": None, "name_map": None,
     }
     assert config.secrets == (SecretPlacement("db_password", Kind.TEXT, "corp_vault", None, "move", line=15),)
     assert config.migrations == (

@@ -40,6 +40,7 @@ import botocore.exceptions as bce
 from botocore.config import Config
 
 from engine.backends.base import Backend, checked_url, common_name_problem
+from engine.backends.naming import NameMap
 from engine.errors import (
     BackendError,
     DecryptError,
@@ -49,12 +50,13 @@ from engine.errors import (
     TransientError,
     ValueTooLarge,
 )
-from engine.model import Kind, SecretId, SecretValue
+from engine.model import Kind, SecretId, SecretValue, Unavailable
 
 FILES_FOLDER = "files/"
 MAX_NAME_LENGTH = 512
 MAX_VALUE_BYTES = 65536
 PAGE_SIZE = 100  # ListSecrets' maximum
+BATCH_SIZE = 20  # BatchGetSecretValue's maximum of ids per call
 NAME_CHARS = re.compile(r"[A-Za-z0-9/_+=.@-]")
 MANAGED_BY_TAG = "secretshift:managed-by"
 KIND_TAG = "secretshift:kind"
@@ -63,6 +65,10 @@ CREATED_AT_TAG = "secretshift:created-at"
 TOKEN_NAMESPACE = uuid.UUID("6f1d3c2e-5b0a-4e8f-9a61-3c7d2b8e4f10")
 _DENIED = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
            "ExpiredTokenException", "ExpiredToken", "InvalidClientTokenId", "SignatureDoesNotMatch"}
+_UNSUPPORTED = {"UnknownOperationException", "InvalidAction", "NotImplemented"}
+# Answers to a whole BatchGetSecretValue call after which each secret is read on its own.
+_BATCH_REFUSALS = (*sorted(_DENIED), *sorted(_UNSUPPORTED), "ResourceNotFoundException",
+                   "InvalidRequestException", "InvalidParameterException", "ValidationException")
 _TRANSIENT = {"ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
               "InternalServiceError", "InternalFailure", "ServiceUnavailable", "RequestTimeout"}
 
@@ -109,6 +115,7 @@ class AwsSecretsManagerBackend(Backend):
     """
 
     type_name: ClassVar[str] = "aws_secrets_manager"
+    read_batch_size: ClassVar[int] = BATCH_SIZE
 
     def __init__(self, manager_id: str, *, region: str | None = None, prefix: str = "",
                  endpoint_url: str | None = None, profile: str | None = None,
@@ -128,6 +135,7 @@ class AwsSecretsManagerBackend(Backend):
         self.endpoint = self._client.meta.endpoint_url
         self.region = self._client.meta.region_name
         checked_url(manager_id, "endpoint_url", self.endpoint)
+        self._batching = True  # until AWS refuses BatchGetSecretValue (see read_many)
         # Keys the idempotency tokens; see _token for why it is secret and per instance.
         self._token_key = os.urandom(32)
 
@@ -136,7 +144,9 @@ class AwsSecretsManagerBackend(Backend):
         """Build from validated settings; missing or null keys take their defaults."""
         known = ("region", "prefix", "endpoint_url", "profile", "read_only", "parallelism",
                  "recovery_window_days", "max_attempts", "connect_timeout", "read_timeout")
-        return cls(manager_id, **{k: settings[k] for k in known if settings.get(k) is not None})
+        backend = cls(manager_id, **{k: settings[k] for k in known if settings.get(k) is not None})
+        backend.names = NameMap.from_settings(settings)
+        return backend
 
     def __repr__(self) -> str:
         return f"AwsSecretsManagerBackend({self.manager_id!r}, region={self.region!r}, prefix={self.prefix!r})"
@@ -150,7 +160,7 @@ class AwsSecretsManagerBackend(Backend):
     def location(self, secret: SecretId) -> str:
         """The AWS secret name: `<prefix><name>` or `<prefix>files/<name>`."""
         folder = FILES_FOLDER if secret.kind is Kind.FILE else ""
-        return f"{self.prefix}{folder}{secret.name}"
+        return f"{self.prefix}{folder}{self.names.physical(secret)}"
 
     def list_ids(self) -> list[SecretId]:
         """Every secret under the prefix in secretshift's layout, not scheduled for deletion.
@@ -171,6 +181,10 @@ class AwsSecretsManagerBackend(Backend):
         stored = self._fetch(secret, "read")
         if stored is None or stored is _SCHEDULED:
             return None
+        return self._value(secret, stored)
+
+    def _value(self, secret: SecretId, stored: _Stored) -> SecretValue:
+        """The secret's value from its AWSCURRENT version (see `read` for the rules)."""
         where = self.location(secret)
         if stored.string is None and stored.binary is None:
             raise BackendError(self.manager_id, f"{secret} has no value: its AWSCURRENT version "
@@ -247,6 +261,69 @@ class AwsSecretsManagerBackend(Backend):
                 found[secret] = entry["DeletedDate"]
         return dict(sorted(found.items()))
 
+    def list_unavailable(self) -> list[Unavailable]:
+        """Secrets of our layout in their recovery window (`pending_deletion`, with the
+        DeletedDate AWS reports: when the window ends)."""
+        return [Unavailable(secret, "pending_deletion", self.location(secret), _iso(date))
+                for secret, date in self.scheduled_for_deletion().items()]
+
+    def read_current(self, secret: SecretId) -> SecretValue | Unavailable | None:
+        """`read`, except that a secret pending deletion or without a current value comes
+        back as `Unavailable` (AWS answers GetSecretValue for both with an error)."""
+        stored = self._fetch(secret, "read")
+        if stored is None:
+            return None
+        where = self.location(secret)
+        if stored is _SCHEDULED:
+            return Unavailable(secret, "pending_deletion", where, _iso(self._scheduled(secret, "read").deletion_date))
+        if stored.string is None and stored.binary is None:
+            return Unavailable(secret, "no_value", where)
+        return self._value(secret, stored)
+
+    def read_many(self, secrets: Iterable[SecretId]) -> list[tuple[SecretId, SecretValue | Unavailable | None]]:
+        """Up to 20 values in one BatchGetSecretValue call.
+
+        A secret the batch reports as an error (absent, pending deletion, no value) is read
+        on its own, so it gets the same answer `read_current` gives. When the batch call
+        itself is refused (an IAM policy without secretsmanager:BatchGetSecretValue, an
+        endpoint that does not know it, or moto's answer to a secret without a value),
+        this batch is read secret by secret; a refusal for lack of rights or support also
+        stops batching for the rest of the run.
+        """
+        secrets = list(secrets)
+        if len(secrets) < 2 or not self._batching:
+            return super().read_many(secrets)
+        by_name = {self.location(s): s for s in secrets}
+        stored = self._batch(list(by_name))
+        if stored is None:
+            return super().read_many(secrets)
+        found = []
+        for name, secret in by_name.items():
+            got = stored.get(name)
+            if got is None or (got.string is None and got.binary is None):
+                found.append((secret, self.read_current(secret)))
+            else:
+                found.append((secret, self._value(secret, got)))
+        return found
+
+    def _batch(self, names: list[str]) -> dict[str, _Stored] | None:
+        """BatchGetSecretValue of these names: the values it returned, by name (names it
+        reported as errors are missing); None when the call itself was refused."""
+        found, token = {}, None
+        while True:
+            params = {"SecretIdList": names, **({"NextToken": token} if token else {})}
+            reply = self._request("read", None, "batch_get_secret_value", handle=_BATCH_REFUSALS, **params)
+            if isinstance(reply, _Refusal):
+                if reply.code in _DENIED or reply.code in _UNSUPPORTED:
+                    self._batching = False
+                return None
+            for item in reply.get("SecretValues") or []:
+                found[item.get("Name")] = _Stored(item.get("VersionId"), item.get("SecretString"),
+                                                  item.get("SecretBinary"))
+            token = reply.get("NextToken")
+            if not token:
+                return found
+
     def unmapped_names(self) -> list[str]:
         """AWS names under the prefix that are not in secretshift's layout (left out of
         `list_ids`), e.g. `team/db`; for discovery to report what it skipped."""
@@ -283,14 +360,19 @@ class AwsSecretsManagerBackend(Backend):
 
     def name_problem(self, secret: SecretId) -> str | None:
         """Common rules, then AWS's alphabet and 512-character limit on the full AWS name."""
-        problem = common_name_problem(secret.name)
+        problem = common_name_problem(secret.name) or self.names.round_trip_problem(secret)
         if problem:
             return problem
-        bad = next((c for c in secret.name if not NAME_CHARS.fullmatch(c)), None)
+        physical = self.names.physical(secret)
+        if physical != secret.name and common_name_problem(physical):
+            return f"its physical name {physical!r} is not usable: {common_name_problem(physical)}"
+        bad = next((c for c in physical if not NAME_CHARS.fullmatch(c)), None)
         if bad is not None:
             code = f", U+{ord(bad):04X}" if not bad.isascii() or not bad.isprintable() else ""
             return ("AWS Secrets Manager names allow only ASCII letters, digits and /_+=.@- "
-                    f"(found {bad!r}{code})")
+                    f"(found {bad!r}{code}); map it with name_map: {{{_quoted(bad)}: \"+\"}} on the "
+                    f"manager (any of _+=.@- that the names do not use otherwise), or give the "
+                    f"secret rename: {{{self.manager_id}: NEW-NAME}}")
         full = self.location(secret)
         if len(full) > MAX_NAME_LENGTH:
             return (f"the AWS name would be {len(full)} characters (prefix included), over AWS "
@@ -432,7 +514,7 @@ class AwsSecretsManagerBackend(Backend):
             kind, rest = Kind.FILE, rest[len(FILES_FOLDER):]
         if not rest or "/" in rest or common_name_problem(rest):
             return None
-        return SecretId(kind, rest)
+        return self.names.identity(kind, rest)
 
     def _refusals(self, writes: list[SecretId], deletes: list[SecretId]) -> list[tuple[SecretId, BackendError]]:
         """(secret, the error it would meet) for every planned change that would be refused."""
@@ -540,6 +622,18 @@ def _checked_prefix(manager_id: str, prefix: str) -> str:
         raise BackendError(manager_id, f"prefix is {len(prefix)} characters, leaving no room for "
                            f"names within AWS's {MAX_NAME_LENGTH}-character limit")
     return prefix
+
+
+def _quoted(char: str) -> str:
+    """A character as a double-quoted YAML scalar (escaped when not printable ASCII)."""
+    if char.isascii() and char.isprintable() and char not in '"\\':
+        return f'"{char}"'
+    return f'"\\u{ord(char):04x}"' if ord(char) < 0x10000 else f'"\\U{ord(char):08x}"'
+
+
+def _iso(date: datetime | None) -> str | None:
+    """A date AWS reported, as ISO 8601 in UTC (None stays None)."""
+    return date.astimezone(UTC).isoformat() if isinstance(date, datetime) else None
 
 
 def _size(n: int) -> str:

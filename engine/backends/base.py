@@ -17,8 +17,9 @@ import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
+from engine.backends.naming import IDENTITY, NameMap
 from engine.errors import BackendError, PermissionDenied, ReadOnlyManager
-from engine.model import SecretId, SecretValue
+from engine.model import SecretId, SecretValue, Unavailable
 
 # Names every manager can hold: printable, no path separators or traversal, no NUL.
 # Managers with stricter alphabets (AWS) add their own checks in `name_problem`.
@@ -73,6 +74,9 @@ class Backend(abc.ABC):
     """One configured manager. Construct through `from_settings`."""
 
     type_name: ClassVar[str]
+    # How secrets are named physically here (see naming.py); managers that support a
+    # `name_map`/`rename` set it in from_settings and use it in location and listing.
+    names: NameMap = IDENTITY
 
     def __init__(self, manager_id: str, read_only: bool = False, parallelism: int = 8):
         self.manager_id = manager_id
@@ -128,6 +132,25 @@ class Backend(abc.ABC):
         except (ReadOnlyManager, PermissionDenied) as error:
             return [((writes + deletes)[0], str(error))]
         return []
+
+    # Optional, with defaults: what refresh uses to see secrets kept without a current
+    # value, and to read many values at once where the manager has a batch read.
+    read_batch_size: ClassVar[int] = 1
+
+    def list_unavailable(self) -> list[Unavailable]:
+        """Secrets of the layout that `list_ids` leaves out because they have no current
+        value (soft-deleted, pending deletion). Default: none."""
+        return []
+
+    def read_current(self, secret: SecretId) -> SecretValue | Unavailable | None:
+        """Like `read`, but a secret kept without a readable current value (soft-deleted,
+        destroyed, pending deletion, no value) comes back as `Unavailable` saying why."""
+        return self.read(secret)
+
+    def read_many(self, secrets: Iterable[SecretId]) -> list[tuple[SecretId, SecretValue | Unavailable | None]]:
+        """`read_current` of up to `read_batch_size` secrets, in the order given. Managers
+        with a batch read override it; by default one read per secret."""
+        return [(secret, self.read_current(secret)) for secret in secrets]
 
     def restore(self, secret: SecretId) -> bool:
         """Undo a recoverable delete, if this manager has one; True when the secret reads

@@ -32,6 +32,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from engine.backends.base import Backend, checked_url, common_name_problem
+from engine.backends.naming import IDENTITY, NameMap
 from engine.backends.retry import RetryPolicy, with_retries
 from engine.errors import (
     BackendError,
@@ -41,7 +42,7 @@ from engine.errors import (
     TransientError,
     ValueTooLarge,
 )
-from engine.model import Kind, SecretId, SecretValue
+from engine.model import Kind, SecretId, SecretValue, Unavailable
 
 FOLDERS = {Kind.TEXT: "SECRET_TEXT", Kind.FILE: "CONFIG_FILE"}
 MIB = 1024 * 1024
@@ -59,10 +60,11 @@ class MountLayout:
     mount: str
     prefix: str
     version: int
+    names: NameMap = IDENTITY
 
     def inner(self, secret: SecretId) -> str:
         """The secret's path inside the mount, as hvac's `path=` arguments take it."""
-        return _join(self.prefix, FOLDERS[secret.kind], secret.name)
+        return _join(self.prefix, FOLDERS[secret.kind], self.names.physical(secret))
 
     def data_path(self, secret: SecretId) -> str:
         """The API path ACLs are evaluated on (no `/v1/`, not percent-encoded)."""
@@ -113,7 +115,9 @@ class VaultBackend(Backend):
         known = ("address", "token", "secret_engine", "base_path", "namespace", "kv_version",
                  "ca_cert", "read_only", "file_encoding", "max_value_bytes", "timeout",
                  "parallelism", "retries")
-        return cls(manager_id, **{k: settings[k] for k in known if settings.get(k) is not None})
+        backend = cls(manager_id, **{k: settings[k] for k in known if settings.get(k) is not None})
+        backend.names = NameMap.from_settings(settings)
+        return backend
 
     # ----------------------------------------------------------------- Backend interface
 
@@ -127,7 +131,7 @@ class VaultBackend(Backend):
 
     def location(self, secret: SecretId) -> str:
         """The logical path `<engine>/<base_path>/<FOLDER>/<name>` (never `data/`)."""
-        return _join(self.secret_engine, self.base_path, FOLDERS[secret.kind], secret.name)
+        return _join(self.secret_engine, self.base_path, FOLDERS[secret.kind], self.names.physical(secret))
 
     def list_ids(self) -> list[SecretId]:
         """Names under SECRET_TEXT and CONFIG_FILE; one LIST per folder, sub-folders skipped.
@@ -146,8 +150,8 @@ class VaultBackend(Backend):
             if reply is _MISSING:
                 continue
             keys = ((reply.get("data") or {}).get("keys")) or []
-            ids += [SecretId(kind, k) for k in keys if isinstance(k, str) and not k.endswith("/")]
-        return sorted(ids)
+            ids += [self.names.identity(kind, k) for k in keys if isinstance(k, str) and not k.endswith("/")]
+        return sorted(i for i in ids if i is not None)
 
     def read(self, secret: SecretId) -> SecretValue | None:
         """The current value; None when missing or (KV v2) its current version is deleted."""
@@ -162,6 +166,48 @@ class VaultBackend(Backend):
         reply = self._call("read", where, self._client.secrets.kv.v1.read_secret,
                            path=layout.inner(secret), mount_point=layout.mount)
         return None if reply is _MISSING else self._decode(secret, reply.get("data"))
+
+    def list_unavailable(self) -> list[Unavailable]:
+        """KV v2: keys whose latest version is deleted, which `list_ids` leaves out (a LIST
+        without `exclude_deleted` still shows them). Their state is `deleted`, without the
+        date: one more request per key would be needed for it. A Vault that ignores
+        `exclude_deleted` lists them in `list_ids`, and `read_current` tells their state."""
+        layout = self.layout()
+        if layout.version != 2:
+            return []
+        current = set(self.list_ids())
+        found = []
+        for kind, folder in FOLDERS.items():
+            where = _join(self.secret_engine, self.base_path, folder)
+            reply = self._call("list", where, self._client.adapter.list, layout.list_url(kind))
+            keys = [] if reply is _MISSING else ((reply.get("data") or {}).get("keys")) or []
+            ids = [self.names.identity(kind, k) for k in keys if isinstance(k, str) and not k.endswith("/")]
+            found += [Unavailable(i, "deleted", self.location(i)) for i in ids if i and i not in current]
+        return sorted(found, key=lambda u: u.id)
+
+    def read_current(self, secret: SecretId) -> SecretValue | Unavailable | None:
+        """`read`, except that a KV v2 secret whose latest version is soft-deleted or
+        destroyed comes back as `Unavailable` (with the version and deletion time, from
+        its metadata; a token that may not read metadata gets None, as from `read`)."""
+        value = self.read(secret)
+        layout = self.layout()
+        if value is not None or layout.version != 2:
+            return value
+        where = self.location(secret)
+        try:
+            metadata = self._call("read the metadata of", where, self._client.secrets.kv.v2.read_secret_metadata,
+                                  path=layout.inner(secret), mount_point=layout.mount)
+        except PermissionDenied:  # a token that may read data/ but not metadata/: absent, as `read` says
+            return None
+        if metadata is _MISSING:
+            return None
+        current = metadata["data"].get("current_version")
+        version = (metadata["data"].get("versions") or {}).get(str(current)) or {}
+        if version.get("destroyed"):
+            return Unavailable(secret, "destroyed", where, version.get("deletion_time") or None, current)
+        if version.get("deletion_time"):
+            return Unavailable(secret, "deleted", where, version["deletion_time"], current)
+        return None
 
     def write(self, secret: SecretId, value: SecretValue) -> None:
         """Create the secret or add a version (KV v2); KV v1 replaces it in place."""
@@ -253,12 +299,17 @@ class VaultBackend(Backend):
 
     def name_problem(self, secret: SecretId) -> str | None:
         """Common rules, plus characters Vault refuses in a URL path (not Go-printable)."""
-        problem = common_name_problem(secret.name)
+        problem = common_name_problem(secret.name) or self.names.round_trip_problem(secret)
         if problem:
             return problem
-        for char in secret.name:
+        physical = self.names.physical(secret)
+        if physical != secret.name and common_name_problem(physical):
+            return f"its physical name {physical!r} is not usable: {common_name_problem(physical)}"
+        for char in physical:
             if char != " " and unicodedata.category(char)[0] not in "LMNPS":
-                return f"Vault does not accept the character U+{ord(char):04X} in a path"
+                return (f"Vault does not accept the character U+{ord(char):04X} in a path; map it "
+                        f"with name_map on the manager, or give the secret rename: "
+                        f"{{{self.manager_id}: NEW-NAME}}")
         return None
 
     def size_problem(self, secret: SecretId, size: int) -> str | None:
@@ -288,7 +339,7 @@ class VaultBackend(Backend):
     def _detect_layout(self) -> MountLayout:
         logical = _join(self.secret_engine, self.base_path)
         if self.kv_version != "auto":
-            return MountLayout(self.secret_engine, self.base_path, self.kv_version)
+            return MountLayout(self.secret_engine, self.base_path, self.kv_version, self.names)
         mount = self._mount_from_ui(logical)
         if mount is None:
             mount = self._mount_from_sys_mounts(logical)
@@ -298,7 +349,7 @@ class VaultBackend(Backend):
                                "secrets engine, not KV", self.secret_engine)
         version = 2 if str((info.get("options") or {}).get("version") or "1") == "2" else 1
         prefix = logical[len(path):].strip("/")
-        return MountLayout(path.strip("/"), prefix, version)
+        return MountLayout(path.strip("/"), prefix, version, self.names)
 
     def _mount_from_ui(self, logical: str) -> tuple[str, dict] | None:
         """What the Vault CLI asks; 404 (very old Vault) means KV v1, 403 -> try sys/mounts."""

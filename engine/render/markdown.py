@@ -1,7 +1,7 @@
 """The plan as Markdown, for a pull-request comment that reviewers approve.
 
 Layout, top to bottom: a title; a notice when the comment is summarised; the errors
-(first, as the plan cannot be applied while it has any); a summary table per source ->
+(first, as the plan cannot be applied while it has any); the warnings; a summary table per source ->
 target manager pair with totals; a Mermaid diagram of the managers with those counts on
 the arrows; the actions of each pair in a collapsible section; the summary line.
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from engine.plan import CHANGES, Action, Plan, Problem
+from engine.plan import CHANGES, Action, Plan, PlanWarning, Problem
 from engine.render import drift
 from engine.render.markup import cell, code, html_text, mermaid_label
 from engine.render.text import SYMBOLS, summary_line
@@ -90,6 +90,8 @@ def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
         blocks.append(_summarised_notice(plan, level))
     if plan.errors:
         blocks += _errors(plan.errors, level)
+    if plan.warnings:
+        blocks += _warnings(plan.warnings, level)
     blocks += drift.markdown_blocks(plan.drift, level.errors, level.cell_chars)  # before the actions
     if plan.changes:
         blocks += _summary(plan, pairs, level)
@@ -133,7 +135,19 @@ def _errors(errors: tuple[Problem, ...], level: _Level) -> list[str]:
     return blocks
 
 
-def _secret(problem: Problem, level: _Level) -> str:
+def _warnings(warnings: tuple[PlanWarning, ...], level: _Level) -> list[str]:
+    """After the errors: what the plan skips or writes over, for the reviewer to confirm."""
+    shown = warnings if level.errors is None else warnings[: level.errors]
+    rows = ["| code | secret | manager | message |", "|---|---|---|---|"]
+    rows += [(f"| {code(w.code)} | {_secret(w, level)} | {code(w.manager or NO_MANAGER, level.cell_chars)} | "
+              f"{cell(w.message, level.cell_chars)} |") for w in shown]
+    blocks = ["### Warnings", "\n".join(rows)]
+    if len(shown) < len(warnings):
+        blocks.append(f"... and {len(warnings) - len(shown)} more warnings (see the JSON plan)")
+    return blocks
+
+
+def _secret(problem: Problem | PlanWarning, level: _Level) -> str:
     if problem.id is None:
         return "—"
     return f"{problem.id.kind.value} {code(problem.id.name, level.cell_chars)}"

@@ -32,8 +32,8 @@ def summary_line(plan: Plan) -> str:
 
 
 def render_text(plan: Plan, color: bool = False) -> str:
-    """The whole plan: drift since the last apply, changes, errors, then the summary line
-    (a `--refresh-only` plan: the drift alone)."""
+    """The whole plan: drift since the last apply, changes, errors, warnings, then the
+    summary line (a `--refresh-only` plan: the drift alone)."""
     if plan.refresh_only:
         return drift.render_text_report(plan, color)
     lines: list[str] = drift.text_lines(plan, color)
@@ -45,6 +45,10 @@ def render_text(plan: Plan, color: bool = False) -> str:
     if plan.errors:
         lines += [_paint("Errors (this plan cannot be applied):", "error", color), ""]
         lines += [f"  {_paint('!', 'error', color)} {e.code}: {e.message}" for e in plan.errors]
+        lines.append("")
+    if plan.warnings:
+        lines += [_paint("Warnings:", "update", color), ""]
+        lines += [f"  {_paint('?', 'update', color)} {w.code}: {w.message}" for w in plan.warnings]
         lines.append("")
     if not plan.changes and not plan.errors:
         lines.append("No changes. Every secret is where the config places it.")
