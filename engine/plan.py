@@ -52,6 +52,7 @@ class Action:
     source_location: str | None = None
     delete_source: bool = False
     references: int = 0
+    reference_sites: tuple[str, ...] = ()  # "file:line:col" of each reference, in file order
 
     @property
     def is_change(self) -> bool:
@@ -77,6 +78,7 @@ class Action:
             "target_fingerprint": self.target_fingerprint,
             "delete_source": self.delete_source,
             "references": self.references,
+            "reference_sites": list(self.reference_sites),
         }
 
     @classmethod
@@ -93,6 +95,7 @@ class Action:
             source_location=data.get("source_location"),
             delete_source=bool(data.get("delete_source", False)),
             references=int(data.get("references", 0)),
+            reference_sites=tuple(data.get("reference_sites", ())),
         )
 
 

@@ -28,10 +28,9 @@ def compute_plan(ws: Workspace) -> Plan:
     inventory = refresh(backends, ws.fingerprint, lambda listing: reads_needed(ws.config, listing))
     found = scan_reference_files(ws)[0]
     referenced = [secret_of(r) for r in found]
-    first_site = {}
-    for reference in found:
-        first_site.setdefault(secret_of(reference), f"{reference.file}:{reference.line}:{reference.column}")
-    plan = make_plan(ws.config, inventory, backends, referenced, first_site)
+    sites = reference_sites(found)
+    first_site = {secret: where[0] for secret, where in sites.items()}
+    plan = make_plan(ws.config, inventory, backends, referenced, first_site, sites)
     refused = access_problems(plan.changes, backends)  # what the credentials would refuse
     return dataclasses.replace(
         plan,
@@ -40,6 +39,16 @@ def compute_plan(ws: Workspace) -> Plan:
         fingerprint_key_id=ws.fingerprint_key_id,
         secretshift_version=engine.__version__,
     )
+
+
+def reference_sites(found) -> dict[SecretId, list[str]]:
+    """Per secret, the "file:line:col" of each of its references, ordered by file, then
+    position (files sort by name, so the order does not depend on the scan order)."""
+    ordered = sorted(found, key=lambda r: (r.file, r.line, r.column))
+    sites: dict[SecretId, list[str]] = {}
+    for reference in ordered:
+        sites.setdefault(secret_of(reference), []).append(f"{reference.file}:{reference.line}:{reference.column}")
+    return sites
 
 
 def scan_reference_files(ws: Workspace, paths: list[str] | None = None):

@@ -40,14 +40,15 @@ class _Level:
     errors: int | None
     cell_chars: int | None
     pairs: bool = True  # per-pair table, diagram and sections
+    sites: int = 5  # reference sites (file:line:col) listed per secret
 
 
 # Tried in order until one fits the budget; the last one is small whatever the plan.
 _FULL = _Level(None, None, None)
 _SUMMARISED = (
     _Level(100, 100, 300),
-    _Level(25, 50, 120),
-    _Level(5, 20, 80),
+    _Level(25, 50, 120, sites=3),
+    _Level(5, 20, 80, sites=2),
     _Level(0, 10, 60),
     _Level(0, 5, 60, pairs=False),
 )
@@ -100,7 +101,8 @@ def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
 
 def _summarised_notice(plan: Plan, level: _Level) -> str:
     if level.pairs:
-        listed = f"each manager pair lists only its first {level.actions_per_pair} actions"
+        listed = (f"each manager pair lists only its first {level.actions_per_pair} actions "
+                  f"(each with at most {level.sites} reference sites)")
     else:
         listed = "only the totals are shown"
     return ("> [!NOTE]\n"
@@ -198,7 +200,16 @@ def _section(pair: Pair, actions: list[Action], level: _Level, opened: bool) -> 
 def _action_row(action: Action, level: _Level) -> str:
     limit = level.cell_chars
     return (f"| `{SYMBOLS[action.action]}` | {action.action} | {action.id.kind.value} | "
-            f"{code(action.id.name, limit)} | {code(action.target_location, limit)} | {action.references} |")
+            f"{code(action.id.name, limit)} | {code(action.target_location, limit)} | {_references(action, level)} |")
+
+
+def _references(action: Action, level: _Level) -> str:
+    """The count, then each reference's file:line:col on its own line, the first
+    `level.sites` of them and how many more."""
+    sites = action.reference_sites[: level.sites]
+    listed = "".join(f"<br>{code(site, level.cell_chars)}" for site in sites)
+    more = len(action.reference_sites) - len(sites)
+    return f"{action.references}{listed}" + (f"<br>… and {more} more" if more > 0 else "")
 
 
 # --- closing ------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.plan import Action, Plan
 
 SYMBOLS = {"move": ">", "copy": "+", "update": "~", "delete": "-", "noop": "="}
+TEXT_SITES = 3  # reference sites shown per action on a terminal line
 COLORS = {"move": "36", "copy": "32", "update": "33", "delete": "31", "noop": "2", "error": "31;1"}
 
 
@@ -19,9 +20,18 @@ def action_line(action: Action, color: bool = False, name_width: int = 0) -> str
         route = f"{action.source} (copy verified in {action.target})"
     else:
         route = f"{action.source} -> {action.target}" if action.source else f"in {action.target}"
-    refs = f"  ({action.references} reference{'s' if action.references != 1 else ''})" if action.references else ""
+    refs = f"  ({action.references} reference{'s' if action.references != 1 else ''}{_sites(action)})" if action.references else ""
     name = action.id.name.ljust(name_width)
     return f"  {head} {action.id.kind.value:<4} {name}  {route}  {action.target_location}{refs}"
+
+
+def _sites(action: Action) -> str:
+    """`: a.yaml:3:9, b.yaml:1:1 and 2 more`: the first TEXT_SITES reference sites."""
+    if not action.reference_sites:
+        return ""
+    shown = ", ".join(action.reference_sites[:TEXT_SITES])
+    more = len(action.reference_sites) - TEXT_SITES
+    return f": {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 def summary_line(plan: Plan) -> str:
