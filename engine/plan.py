@@ -124,6 +124,42 @@ class Problem:
 
 
 @dataclass(frozen=True)
+class BrokenReference:
+    """A reference naming the location a secret is moved away from (its source copy is
+    deleted), so it stops working when the plan is applied.
+
+    `text` is the reference as written at file:line:column; `replacement` is the same
+    reference naming the secret's location in `target` (what `apply --rewrite-references`
+    writes), or None with `reason` when the target has no syntax for it. Locations only,
+    never values.
+    """
+
+    file: str
+    line: int
+    column: int
+    text: str
+    replacement: str | None
+    reason: str | None
+    syntax: str
+    id: SecretId
+    source: str
+    target: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan JSON form (schemas/plan.schema.json, `broken_references`)."""
+        return {"file": self.file, "line": self.line, "column": self.column, "text": self.text,
+                "replacement": self.replacement, "reason": self.reason, "syntax": self.syntax,
+                "kind": self.id.kind.value, "name": self.id.name, "from": self.source, "to": self.target}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BrokenReference:
+        """Inverse of to_dict."""
+        return cls(data["file"], int(data["line"]), int(data["column"]), data["text"], data.get("replacement"),
+                   data.get("reason"), data["syntax"], SecretId(Kind(data["kind"]), data["name"]),
+                   data["from"], data["to"])
+
+
+@dataclass(frozen=True)
 class Plan:
     """Ordered actions and errors, plus what the plan was computed from."""
 
@@ -133,6 +169,7 @@ class Plan:
     fingerprint_key_id: str = ""
     secretshift_version: str = ""
     metadata: dict[str, Any] = field(default_factory=dict, compare=False)
+    broken_references: tuple[BrokenReference, ...] = ()
 
     @property
     def changes(self) -> tuple[Action, ...]:
@@ -161,6 +198,7 @@ class Plan:
             "actions": [a.to_dict() for a in self.actions],
             "errors": [e.to_dict() for e in self.errors],
             "summary": self.summary(),
+            "broken_references": [b.to_dict() for b in self.broken_references],
         }
 
     @classmethod
@@ -177,4 +215,5 @@ class Plan:
             config_digest=data.get("config_digest", ""),
             fingerprint_key_id=data.get("fingerprint_key_id", ""),
             secretshift_version=data.get("secretshift_version", ""),
+            broken_references=tuple(BrokenReference.from_dict(b) for b in data.get("broken_references", ())),
         )

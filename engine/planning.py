@@ -16,6 +16,8 @@ from engine import references as refs_mod
 from engine.applier import access_problems
 from engine.errors import UsageError
 from engine.inventory import refresh
+from engine.locrefs import broken_references, places_of
+from engine.locscan import LocationReference, scan_locations
 from engine.model import SecretId
 from engine.plan import Plan
 from engine.planner import make_plan, reads_needed
@@ -32,8 +34,10 @@ def compute_plan(ws: Workspace) -> Plan:
     first_site = {secret: where[0] for secret, where in sites.items()}
     plan = make_plan(ws.config, inventory, backends, referenced, first_site, sites)
     refused = access_problems(plan.changes, backends)  # what the credentials would refuse
+    broken = broken_references(plan.actions, scan_location_files(ws), places_of(backends), inventory.holders)
     return dataclasses.replace(
         plan,
+        broken_references=broken,
         errors=plan.errors + tuple(refused),
         config_digest=ws.config.digest,
         fingerprint_key_id=ws.fingerprint_key_id,
@@ -63,6 +67,22 @@ def scan_reference_files(ws: Workspace, paths: list[str] | None = None):
         found.extend(result.references)
         unresolvable.extend(result.unresolvable)
     return found, unresolvable
+
+
+def scan_location_files(ws: Workspace) -> list[LocationReference]:
+    """The references naming a location (vals, Ansible hashi_vault) in the config's
+    `references.paths` files, in file order."""
+    found = []
+    for path in reference_files(ws):
+        text = read_text(path)
+        if text is not None:
+            found.extend(scan_locations(text, display_path(path)))
+    return found
+
+
+def reference_files(ws: Workspace) -> list[Path]:
+    """The files the config's `references.paths` globs match, sorted."""
+    return _glob_config_paths(ws)
 
 
 def _glob_config_paths(ws: Workspace) -> list[Path]:

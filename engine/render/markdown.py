@@ -93,6 +93,8 @@ def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
             blocks += [_diagram(pairs), "### Actions", LEGEND]
             opened = level is _FULL and sum(map(len, pairs.values())) <= OPEN_SECTIONS_UP_TO
             blocks += [_section(pair, actions, level, opened) for pair, actions in pairs.items()]
+    if plan.broken_references:
+        blocks += _broken_references(plan, level)
     blocks.append(_closing(plan))
     if plan.secretshift_version or plan.config_digest:
         blocks.append(_provenance(plan))
@@ -210,6 +212,29 @@ def _references(action: Action, level: _Level) -> str:
     listed = "".join(f"<br>{code(site, level.cell_chars)}" for site in sites)
     more = len(action.reference_sites) - len(sites)
     return f"{action.references}{listed}" + (f"<br>… and {more} more" if more > 0 else "")
+
+
+# --- references naming a location -----------------------------------------------------
+
+def _broken_references(plan: Plan, level: _Level) -> list[str]:
+    """The references this plan breaks, with the rewrite `apply --rewrite-references`
+    makes; as many rows as errors at this level (all of them when not summarised)."""
+    broken = plan.broken_references
+    shown = broken if level.errors is None else broken[: level.errors]
+    limit = level.cell_chars
+    rows = ["| where | secret | now | after `apply --rewrite-references` |", "|---|---|---|---|"]
+    for b in shown:
+        after = code(b.replacement, limit) if b.replacement else f"cannot be rewritten: {cell(b.reason, limit)}"
+        rows.append(f"| {code(f'{b.file}:{b.line}:{b.column}', limit)} | {b.id.kind.value} {code(b.id.name, limit)} "
+                    f"| {code(b.text, limit)} | {after} |")
+    count = f"{len(broken)} reference{'s' if len(broken) != 1 else ''}"
+    blocks = ["### References broken by this plan",
+              (f"{count} name{'s' if len(broken) == 1 else ''} the location of a secret this plan moves away: "
+               "they stop working when it is applied, unless apply runs with `--rewrite-references`."),
+              "\n".join(rows)]
+    if len(shown) < len(broken):
+        blocks.append(f"... and {len(broken) - len(shown)} more references (see the JSON plan)")
+    return blocks
 
 
 # --- closing ------------------------------------------------------------------------

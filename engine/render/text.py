@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.plan import Action, Plan
+from engine.render.markup import visible
 
 SYMBOLS = {"move": ">", "copy": "+", "update": "~", "delete": "-", "noop": "="}
 TEXT_SITES = 3  # reference sites shown per action on a terminal line
@@ -34,6 +35,18 @@ def _sites(action: Action) -> str:
     return f": {shown}" + (f" and {more} more" if more > 0 else "")
 
 
+def broken_reference_lines(plan: Plan) -> list[str]:
+    """The references naming a location this plan deletes: where, what, and the
+    rewrite `apply --rewrite-references` would make (or why it cannot)."""
+    lines = [("References naming a location this plan deletes (they stop working; "
+              "`apply --rewrite-references` rewrites them):"), ""]
+    for b in plan.broken_references:
+        lines.append(f"  {b.file}:{b.line}:{b.column}  {b.id.kind.value} {b.id.name}  {b.source} -> {b.target}")
+        lines.append(f"      {visible(b.text)}")
+        lines.append(f"    > {visible(b.replacement)}" if b.replacement else f"    cannot be rewritten: {b.reason}")
+    return [*lines, ""]
+
+
 def summary_line(plan: Plan) -> str:
     """`Plan: N to move, N to copy, N to update, N to delete.`"""
     s = plan.summary()
@@ -48,6 +61,8 @@ def render_text(plan: Plan, color: bool = False) -> str:
         width = max(len(a.id.name) for a in plan.changes)
         lines += [action_line(a, color, width) for a in plan.changes]
         lines.append("")
+    if plan.broken_references:
+        lines += broken_reference_lines(plan)
     if plan.errors:
         lines += [_paint("Errors (this plan cannot be applied):", "error", color), ""]
         lines += [f"  {_paint('!', 'error', color)} {e.code}: {e.message}" for e in plan.errors]
