@@ -15,11 +15,12 @@ import uuid
 
 import hvac
 import pytest
+from clihelp import run_cli
 from conftest import fresh_mount
 from motoserver import REGION
 
 from engine import commands
-from engine.errors import StalePlan
+from engine.errors import PlanError, StalePlan
 from engine.locrefs import places_of, resolve
 from engine.locscan import scan_locations
 from engine.model import Kind, SecretId, SecretValue
@@ -260,3 +261,46 @@ def test_asking_shows_the_diff_and_no_answer_writes_nothing(project):
     assert any(line.startswith("References to rewrite once every action is verified") for line in console.lines)
     with Workspace(config) as ws:
         assert ws.backend("new").list_ids() == []
+
+
+def test_a_failed_apply_rewrites_nothing_and_its_resume_rewrites_everything(project, vault):
+    if not hasattr(vault, "add_fault"):
+        pytest.skip("needs the simulator's fault injection")
+    config = configure(project, "move")
+    before = files(project)
+    vault.add_fault(403, rf"^{project['mn']}/data/apps/", "POST", count=None, after=1)
+    try:
+        with pytest.raises(Exception, match="cannot write"):
+            commands.apply(config, None, True, Recorder(), rewrite_references=True)
+        assert files(project) == before
+    finally:
+        vault.clear_faults()
+    console = Recorder()
+    assert commands.apply(config, None, True, console, rewrite_references=True) == 0
+    assert console.lines[0].startswith("Resuming apply")
+    assert files(project) == rewritten_files(project)
+
+
+def test_a_saved_plan_whose_rewrite_was_edited_is_refused_before_any_write(project):
+    config = configure(project, "move")
+    plan_json(config, out="plan.json")
+    plan_file = project["root"] / "plan.json"
+    saved = json.loads(plan_file.read_text())
+    saved["broken_references"][0]["replacement"] = "ref+vault://attacker/data/x/SECRET_TEXT/db_password#/value"
+    plan_file.write_text(json.dumps(saved))
+    before = files(project)
+    with pytest.raises(PlanError, match=r"rewrite of pipelines/deploy.yaml:2:16 is not one this config produces"):
+        commands.apply(config, "plan.json", True, Recorder(), rewrite_references=True)
+    assert files(project) == before
+    with Workspace(config) as ws:
+        assert ws.backend("new").list_ids() == []
+
+
+def test_the_installed_command_rewrites_with_a_saved_plan(project):
+    config = configure(project, "move")
+    root = project["root"]
+    assert run_cli(["plan", "--out", "plan.json", "-c", config], root, dict(os.environ)).code == 0
+    result = run_cli(["apply", "plan.json", "--rewrite-references", "--auto-approve"], root, dict(os.environ))
+    assert result.code == 0, result
+    assert "+++ b/pipelines/site.yaml" in result.stdout
+    assert files(project) == rewritten_files(project)
