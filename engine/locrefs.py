@@ -77,13 +77,15 @@ def replacement(ref: LocationReference, secret: SecretId, source: Place, target:
     if ref.syntax == ANSIBLE:
         if target.type != "vault":
             return None, "a hashi_vault lookup reads only Vault; use another lookup for AWS Secrets Manager"
+        if ref.option("namespace") is not None and not target.namespace:
+            return None, f"the lookup names namespace {ref.option('namespace')!r}; manager {target.manager!r} has none"
         return _lookup_text(ref, secret, source, target), None
     if target.type == "vault":
         if source.type != "vault" and ref.field is not None:
             return None, (f"the reference reads key {ref.field!r} inside the secret's JSON; Vault keeps the "
                           "whole text under the field 'value'")
         return _vals_vault(ref, secret, source, target), None
-    if source.type != "aws_secrets_manager" and ref.field not in ("value",):
+    if source.type != "aws_secrets_manager" and ref.field != "value":
         return None, (f"the reference reads {'field ' + repr(ref.field) if ref.field else 'every field'} of the "
                       "Vault secret; AWS Secrets Manager holds the text itself")
     return _vals_aws(ref, secret, source, target), None
@@ -136,6 +138,12 @@ def _normal_address(address: str) -> str:
     host = "127.0.0.1" if host in ("localhost", "::1") else host
     port = parts.port or (443 if parts.scheme == "https" else 80)
     return f"{parts.scheme}://{host}:{port}"
+
+
+def _same_option(option: str, written: str, value: str) -> bool:
+    if option == "url":
+        return _normal_address(written) == _normal_address(value)
+    return written.strip("/") == value.strip("/")
 
 
 # --- writing references -------------------------------------------------------------------
@@ -195,8 +203,9 @@ def _lookup_text(ref: LocationReference, secret: SecretId, source: Place, target
     for option, value, current in (("url", target.address, source.address),
                                    ("namespace", target.namespace, source.namespace)):
         span = next(((s, e) for what, s, e in ref.spans if what == option), None)
-        if span is not None and value:
-            edits.append((*span, value))
+        if span is not None:
+            if value and not _same_option(option, ref.text[span[0]:span[1]], value):
+                edits.append((*span, value))
         elif value and value != current:
             additions.append(f" {option}={value}")
     text = ref.text

@@ -55,7 +55,7 @@ def prepare(ws: Workspace, plan: Plan) -> list[FileRewrite]:
     for broken in listed:
         if broken.file not in files:
             raise PlanError(f"the plan rewrites {broken.file}, which is not among the config's references.paths "
-                            f"files; nothing was written")
+                            f"files (run apply from the folder plan ran in); nothing was written")
         by_file[broken.file].append(broken)
     pending = []
     for shown, refs in sorted(by_file.items()):

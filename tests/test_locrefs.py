@@ -170,3 +170,14 @@ def test_markdown_escapes_a_hostile_reference_text():
     row = next(line for line in rendered.splitlines() if line.startswith("| <code>p"))
     assert "<script>" not in rendered and "<b>" not in row and cell(hostile) in row
     assert row.count("|") - row.count("\\|") == 5
+
+
+def test_a_lookup_in_a_namespace_the_target_lacks_is_not_rewritten_and_an_equal_url_is_kept():
+    in_team = vault("old", "secret", "harness", 2, namespace="team")
+    ref = one("lookup('hashi_vault', 'secret/data/harness/SECRET_TEXT/db_password:value namespace=team')")
+    assert resolve(ref, [OLD_V2, in_team], lambda s: []) == [("old", DB)]
+    assert replacement(ref, DB, in_team, NEW) == (None, "the lookup names namespace 'team'; manager 'new' has none")
+    same_host = vault("new", "platform", "apps", 2, address="https://VAULT.example.com:443")
+    local = one("lookup('hashi_vault', 'secret/data/harness/SECRET_TEXT/db_password:value url=https://vault.example.com')")
+    assert replacement(local, DB, OLD_V2, same_host)[0] == \
+        "lookup('hashi_vault', 'platform/data/apps/SECRET_TEXT/db_password:value url=https://vault.example.com')"

@@ -35,7 +35,7 @@ def _sites(action: Action) -> str:
     return f": {shown}" + (f" and {more} more" if more > 0 else "")
 
 
-def broken_reference_lines(plan: Plan) -> list[str]:
+def _broken_reference_lines(plan: Plan) -> list[str]:
     """The references naming a location this plan deletes: where, what, and the
     rewrite `apply --rewrite-references` would make (or why it cannot)."""
     lines = [("References naming a location this plan deletes (they stop working; "
@@ -62,7 +62,7 @@ def render_text(plan: Plan, color: bool = False) -> str:
         lines += [action_line(a, color, width) for a in plan.changes]
         lines.append("")
     if plan.broken_references:
-        lines += broken_reference_lines(plan)
+        lines += _broken_reference_lines(plan)
     if plan.errors:
         lines += [_paint("Errors (this plan cannot be applied):", "error", color), ""]
         lines += [f"  {_paint('!', 'error', color)} {e.code}: {e.message}" for e in plan.errors]
