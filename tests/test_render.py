@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from engine.model import Kind, SecretId
-from engine.plan import ACTION_TYPES, ERROR_CODES, Action, Plan, Problem
+from engine.plan import ACTION_TYPES, ERROR_CODES, Action, BrokenReference, Plan, Problem
 from engine.planfile import save_plan
 from engine.render import render_json, render_markdown, render_text
 from engine.render.markdown import GITHUB_COMMENT_LIMIT
@@ -70,7 +70,16 @@ def every_kind_plan() -> Plan:
                 f"{code.replace('_', ' ')}: the plan found a problem with secret 'broken_{i}'")
         for i, code in enumerate(ERROR_CODES)
     )
-    return Plan(actions, errors, config_digest="sha256:" + "0f" * 32, secretshift_version="0.1.0")
+    broken = (
+        BrokenReference("pipelines/deploy.yaml", 4, 16, "ref+vault://secret/data/old/SECRET_TEXT/db_password#/value",
+                        "ref+vault://secret/data/harness/SECRET_TEXT/db_password#/value", None, "vals-vault",
+                        SecretId(TEXT, "db_password"), "harness", "corp_vault"),
+        BrokenReference("site.yml", 9, 12, "lookup('hashi_vault', 'secret/data/old/CONFIG_FILE/kubeconfig:value')",
+                        None, "a hashi_vault lookup reads only Vault", "ansible-hashi_vault",
+                        SecretId(FILE, "kubeconfig"), "aws", "corp_vault"),
+    )
+    return Plan(actions, errors, config_digest="sha256:" + "0f" * 32, secretshift_version="0.1.0",
+                broken_references=broken)
 
 
 def empty_plan() -> Plan:
