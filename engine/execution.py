@@ -50,6 +50,8 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
         if not to_apply.has_changes:
             if plan_file:
                 console.out("No changes in this plan; nothing to apply.")
+            elif rewrite_references:
+                return _finish_last_rewrites(ws, auto_approve, console)
             return EXIT_OK
         rewrites = _prepare_rewrites(ws, to_apply, rewrite_references, console)
         if not plan_file and not auto_approve and not console.ask(
@@ -87,6 +89,28 @@ def _prepare_rewrites(ws: Workspace, plan: Plan, wanted: bool, console) -> list[
         _say(console, "References to rewrite once every action is verified (--rewrite-references):\n"
              + rewrite.diff(rewrites))
     return rewrites
+
+
+def _finish_last_rewrites(ws: Workspace, auto_approve: bool, console) -> int:
+    """Every secret is in place, but the last apply may have ended (run without the flag,
+    or stopped) before rewriting the references its plan broke: rewrite those still
+    pending, with the same checks, diff and question as apply."""
+    last = latest(ws.journal_dir)
+    if last is None or not last.finished or not last.plan.broken_references:
+        return EXIT_OK
+    try:
+        rewrites = _prepare_rewrites(ws, last.plan, True, console)
+    except PlanError as error:
+        console.err(f"warning: the references of apply {last.apply_id} cannot be rewritten now: {error}")
+        return EXIT_OK
+    if not rewrites:
+        return EXIT_OK
+    if not auto_approve and not console.ask("Rewrite these references? Only 'yes' will be accepted: "):
+        console.err("Rewrite cancelled; nothing was changed.")
+        return EXIT_ERROR
+    rewrite.write(rewrites)
+    _say(console, rewrite.summary(last.plan, True))
+    return EXIT_OK
 
 
 def _say(console, text: str) -> None:

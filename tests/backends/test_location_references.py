@@ -227,7 +227,7 @@ def test_apply_rewrite_references_rewrites_the_files_and_the_new_locations_hold_
     assert not any("--- a/" in line for line in again.lines)
 
 
-def test_apply_without_the_flag_leaves_the_files_and_says_how_many_references_stay_broken(project):
+def test_apply_without_the_flag_leaves_the_files_and_a_later_run_with_it_rewrites_them(project):
     config = configure(project, "move")
     before = files(project)
     console = Recorder()
@@ -235,6 +235,16 @@ def test_apply_without_the_flag_leaves_the_files_and_says_how_many_references_st
     assert files(project) == before
     assert console.lines[-1] == ("7 references naming where a secret was still point there (listed in the plan); "
                                  "`apply --rewrite-references` rewrites them.")
+    # later, with the flag: nothing is left to move, and the last apply's rewrites are finished
+    declined = Recorder(answer=False)
+    assert commands.apply(config, None, False, declined, rewrite_references=True) == 1
+    assert files(project) == before and declined.asked == ["Rewrite these references? Only 'yes' will be accepted: "]
+    finishing = Recorder()
+    assert commands.apply(config, None, True, finishing, rewrite_references=True) == 0
+    assert files(project) == rewritten_files(project)
+    assert finishing.lines[-1].startswith("6 references naming a location now name the new one.")
+    assert commands.apply(config, None, True, Recorder(), rewrite_references=True) == 0  # done: nothing more
+    assert files(project) == rewritten_files(project)
 
 
 def test_a_stale_file_refuses_the_apply_before_any_write(project):
