@@ -50,10 +50,10 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
         if not to_apply.has_changes:
             if plan_file:
                 console.out("No changes in this plan; nothing to apply.")
-            elif rewrite_references:
-                return _finish_last_rewrites(ws, auto_approve, console)
+            elif rewrite_references and not rewrite.finish_last(ws, latest(ws.journal_dir), auto_approve, console):
+                return EXIT_ERROR
             return EXIT_OK
-        rewrites = _prepare_rewrites(ws, to_apply, rewrite_references, console)
+        rewrites = rewrite.prepare_and_show(ws, to_apply, console) if rewrite_references else []
         if not plan_file and not auto_approve and not console.ask(
             f"Apply these {_count(len(to_apply.changes), 'change')}? Only 'yes' will be accepted: "
         ):
@@ -76,46 +76,8 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
         if rewrite_references:
             rewrite.write(rewrites)
     console.out(_apply_summary(outcomes))
-    _say(console, rewrite.summary(to_apply, rewrite_references))
+    rewrite.say(console, rewrite.summary(to_apply, rewrite_references))
     return EXIT_OK
-
-
-def _prepare_rewrites(ws: Workspace, plan: Plan, wanted: bool, console) -> list[rewrite.FileRewrite]:
-    """Check the plan's reference rewrites before any write and show their diff."""
-    if not wanted:
-        return []
-    rewrites = rewrite.prepare(ws, plan)
-    if rewrites:
-        _say(console, "References to rewrite once every action is verified (--rewrite-references):\n"
-             + rewrite.diff(rewrites))
-    return rewrites
-
-
-def _finish_last_rewrites(ws: Workspace, auto_approve: bool, console) -> int:
-    """Every secret is in place, but the last apply may have ended (run without the flag,
-    or stopped) before rewriting the references its plan broke: rewrite those still
-    pending, with the same checks, diff and question as apply."""
-    last = latest(ws.journal_dir)
-    if last is None or not last.finished or not last.plan.broken_references:
-        return EXIT_OK
-    try:
-        rewrites = _prepare_rewrites(ws, last.plan, True, console)
-    except PlanError as error:
-        console.err(f"warning: the references of apply {last.apply_id} cannot be rewritten now: {error}")
-        return EXIT_OK
-    if not rewrites:
-        return EXIT_OK
-    if not auto_approve and not console.ask("Rewrite these references? Only 'yes' will be accepted: "):
-        console.err("Rewrite cancelled; nothing was changed.")
-        return EXIT_ERROR
-    rewrite.write(rewrites)
-    _say(console, rewrite.summary(last.plan, True))
-    return EXIT_OK
-
-
-def _say(console, text: str) -> None:
-    if text:
-        console.out(text.rstrip("\n"))
 
 
 def _plan_to_apply(ws: Workspace, plan_file: str | None, console) -> Plan:
@@ -184,7 +146,7 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_appr
     except StalePlan as stale:
         raise StalePlan(f"cannot resume apply {state.apply_id}: {stale}; undo it with `secretshift rollback`") from None
     preflight(changes, backends)
-    rewrites = _prepare_rewrites(ws, state.plan, rewrite_references, console)
+    rewrites = rewrite.prepare_and_show(ws, state.plan, console) if rewrite_references else []
     left = [a for i, a in enumerate(changes) if i not in already]
     if not plan_file and not auto_approve:
         width = max((len(a.id.name) for a in left), default=0)
@@ -202,7 +164,7 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_appr
     if rewrite_references:
         rewrite.write(rewrites)
     console.out(_apply_summary(outcomes))
-    _say(console, rewrite.summary(state.plan, rewrite_references))
+    rewrite.say(console, rewrite.summary(state.plan, rewrite_references))
     return EXIT_OK
 
 

@@ -15,6 +15,9 @@ rewrites, in three steps around the secret actions:
 3. `write`, only after every secret action succeeded and was verified: each file is
    replaced atomically (a temporary file beside it, same mode, fsynced, renamed), after
    checking it did not change since step 1.
+
+`finish_last` does the same for the last apply's plan when nothing is left to move (that
+apply ran without the flag, or stopped between its last secret and the files).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import PlanError, SecretShiftError, StalePlan
+from engine.journal import JournalState
 from engine.locrefs import names, places_of, replacement
 from engine.locscan import scan_locations
 from engine.plan import BrokenReference, Plan
@@ -65,6 +69,42 @@ def prepare(ws: Workspace, plan: Plan) -> list[FileRewrite]:
             _check_produced(ws, plan, before, shown, refs)
             pending.append(FileRewrite(files[shown], shown, before, after))
     return pending
+
+
+def prepare_and_show(ws: Workspace, plan: Plan, console) -> list[FileRewrite]:
+    """`prepare`, then print the diff of what is pending (before apply asks)."""
+    rewrites = prepare(ws, plan)
+    if rewrites:
+        say(console, "References to rewrite once every action is verified (--rewrite-references):\n"
+            + diff(rewrites))
+    return rewrites
+
+
+def finish_last(ws: Workspace, last: JournalState | None, auto_approve: bool, console) -> bool:
+    """When every secret is in place already: rewrite the references the `last` apply's
+    plan broke that are still pending (it ran without the flag, or stopped after its last
+    secret), with the same checks, diff and question. False when the user declined."""
+    if last is None or not last.finished or not last.plan.broken_references:
+        return True
+    try:
+        rewrites = prepare_and_show(ws, last.plan, console)
+    except PlanError as error:
+        console.err(f"warning: the references of apply {last.apply_id} cannot be rewritten now: {error}")
+        return True
+    if not rewrites:
+        return True
+    if not auto_approve and not console.ask("Rewrite these references? Only 'yes' will be accepted: "):
+        console.err("Rewrite cancelled; nothing was changed.")
+        return False
+    write(rewrites)
+    say(console, summary(last.plan, True))
+    return True
+
+
+def say(console, text: str) -> None:
+    """Print `text` through the console, unless it is empty."""
+    if text:
+        console.out(text.rstrip("\n"))
 
 
 def diff(rewrites: list[FileRewrite]) -> str:
