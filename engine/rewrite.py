@@ -137,10 +137,11 @@ def summary(plan: Plan, rewritten: bool) -> str:
                 f"there (listed in the plan); `apply --rewrite-references` rewrites them.")
     cannot = sum(1 for b in plan.broken_references if b.replacement is None)
     done = total - cannot
-    text = f"{_count(done, 'reference')} naming a location now name{'s' if done == 1 else ''} the new one."
+    texts = [f"{_count(done, 'reference')} naming a location now name{'s' if done == 1 else ''} the new one."] \
+        if done else []
     if cannot:
-        text += f" {_count(cannot, 'reference')} could not be rewritten and no longer work (see the plan)."
-    return text
+        texts.append(f"{_count(cannot, 'reference')} could not be rewritten and no longer work (see the plan).")
+    return " ".join(texts)
 
 
 # --- checking -----------------------------------------------------------------------------
