@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
     p.add_argument("--force-unlock", metavar="LOCK_ID",
                    help="break the apply lock with this id (only if its holder is really dead)")
+    p.add_argument("--rewrite-references", action="store_true",
+                   help="also rewrite the references naming a location the plan deletes (vals ref+vault://, "
+                        "ref+awssecrets://, Ansible hashi_vault lookups) to the new one; shows the diff first")
     p = command("rollback", "undo the last apply: restore deleted sources and overwritten targets",
                 "Undo the last apply from its encrypted journal: put back every source it deleted\n"
                 "and every target value it overwrote, remove what it created, verify each step.\n"
@@ -149,7 +152,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "apply":
         console = commands.Console(out=say, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
-        return commands.apply(cfg, args.plan_file, args.auto_approve, console, args.force_unlock)
+        return commands.apply(cfg, args.plan_file, args.auto_approve, console, args.force_unlock,
+                              args.rewrite_references)
     if args.command == "rollback":
         console = commands.Console(out=say, err=lambda m: print(m, file=sys.stderr), ask=_ask, color=color)
         return commands.rollback(cfg, args.auto_approve, console, args.force_unlock)

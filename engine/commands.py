@@ -90,9 +90,11 @@ def show(plan_file: str, fmt: str = "text", color: bool = False) -> str:
 # --- apply / rollback -------------------------------------------------------------
 
 def apply(config_path, plan_file: str | None, auto_approve: bool, console: Console,
-          force_unlock: str | None = None) -> int:
-    """Resume an unfinished apply, apply a saved plan, or plan now, show it, ask, and apply."""
-    return execution.apply(lambda: Workspace(config_path), plan_file, auto_approve, console, force_unlock)
+          force_unlock: str | None = None, rewrite_references: bool = False) -> int:
+    """Resume an unfinished apply, apply a saved plan, or plan now, show it, ask, and apply
+    (and with `rewrite_references`, rewrite the references naming a location it deletes)."""
+    return execution.apply(lambda: Workspace(config_path), plan_file, auto_approve, console, force_unlock,
+                           rewrite_references)
 
 
 def rollback(config_path, auto_approve: bool, console: Console, force_unlock: str | None = None) -> int:

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from engine import __version__, history
+from engine import __version__, history, rewrite
 from engine.applier import Outcome, apply_plan, check_current, preflight, run_actions
 from engine.errors import PlanError, StalePlan, UsageError
 from engine.journal import Journal, JournalState, changed_anything, journal_key, journals, latest, read_journal
@@ -40,18 +40,22 @@ EXIT_OK, EXIT_ERROR = 0, 1
 
 
 def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_approve: bool, console,
-          force_unlock: str | None = None) -> int:
-    """Resume an unfinished apply, or apply a saved plan, or plan now, show, ask, apply."""
+          force_unlock: str | None = None, rewrite_references: bool = False) -> int:
+    """Resume an unfinished apply, or apply a saved plan, or plan now, show, ask, apply;
+    with `rewrite_references`, also rewrite the references the plan breaks (rewrite.py)."""
     with ws_factory() as ws, ApplyLock(ws.state_dir, force_unlock, console.err):
         unfinished_apply = unfinished(ws)
         if unfinished_apply is not None:
             with _recorded(ws, "resume", console, lambda: unfinished_apply.path):
-                return _resume(ws, unfinished_apply, plan_file, auto_approve, console)
+                return _resume(ws, unfinished_apply, plan_file, auto_approve, console, rewrite_references)
         to_apply = _plan_to_apply(ws, plan_file, console)
         if not to_apply.has_changes:
             if plan_file:
                 console.out("No changes in this plan; nothing to apply.")
+            elif rewrite_references and not rewrite.finish_last(ws, latest(ws.journal_dir), auto_approve, console):
+                return EXIT_ERROR
             return EXIT_OK
+        rewrites = rewrite.prepare_and_show(ws, to_apply, console) if rewrite_references else []
         if not plan_file and not auto_approve and not console.ask(
             f"Apply these {_count(len(to_apply.changes), 'change')}? Only 'yes' will be accepted: "
         ):
@@ -74,7 +78,10 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
                 progress=_reporter(to_apply.changes, console),
                 stop_requested=stop_requested,
             )
+        if rewrite_references:
+            rewrite.write(rewrites)
     console.out(_apply_summary(outcomes))
+    rewrite.say(console, rewrite.summary(to_apply, rewrite_references))
     return EXIT_OK
 
 
@@ -141,7 +148,8 @@ def unfinished(ws: Workspace) -> JournalState | None:
     return None if state is None or state.finished else state
 
 
-def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_approve: bool, console) -> int:
+def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_approve: bool, console,
+            rewrite_references: bool = False) -> int:
     """Finish the apply a journal says was not finished, without redoing verified steps."""
     if plan_file and load_plan(plan_file).changes != state.plan.changes:
         raise UsageError(f"apply {state.apply_id} did not finish ({state.status}); resume it with "
@@ -160,6 +168,7 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_appr
     except StalePlan as stale:
         raise StalePlan(f"cannot resume apply {state.apply_id}: {stale}; undo it with `secretshift rollback`") from None
     preflight(changes, backends)
+    rewrites = rewrite.prepare_and_show(ws, state.plan, console) if rewrite_references else []
     left = [a for i, a in enumerate(changes) if i not in already]
     if not plan_file and not auto_approve:
         width = max((len(a.id.name) for a in left), default=0)
@@ -174,7 +183,10 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_appr
         outcomes = run_actions(changes, already, managers, ws.fingerprint, journal,
                                progress=_reporter(changes, console),
                                stop_requested=stop_requested, started=started)
+    if rewrite_references:
+        rewrite.write(rewrites)
     console.out(_apply_summary(outcomes))
+    rewrite.say(console, rewrite.summary(state.plan, rewrite_references))
     return EXIT_OK
 
 

@@ -54,6 +54,7 @@ class Action:
     source_location: str | None = None
     delete_source: bool = False
     references: int = 0
+    reference_sites: tuple[str, ...] = ()  # "file:line:col" of each reference, in file order
 
     @property
     def is_change(self) -> bool:
@@ -79,6 +80,7 @@ class Action:
             "target_fingerprint": self.target_fingerprint,
             "delete_source": self.delete_source,
             "references": self.references,
+            "reference_sites": list(self.reference_sites),
         }
 
     @classmethod
@@ -95,6 +97,7 @@ class Action:
             source_location=data.get("source_location"),
             delete_source=bool(data.get("delete_source", False)),
             references=int(data.get("references", 0)),
+            reference_sites=tuple(data.get("reference_sites", ())),
         )
 
 
@@ -171,6 +174,42 @@ class PlanWarning:
 
 
 @dataclass(frozen=True)
+class BrokenReference:
+    """A reference naming the location a secret is moved away from (its source copy is
+    deleted), so it stops working when the plan is applied.
+
+    `text` is the reference as written at file:line:column; `replacement` is the same
+    reference naming the secret's location in `target` (what `apply --rewrite-references`
+    writes), or None with `reason` when the target has no syntax for it. Locations only,
+    never values.
+    """
+
+    file: str
+    line: int
+    column: int
+    text: str
+    replacement: str | None
+    reason: str | None
+    syntax: str
+    id: SecretId
+    source: str
+    target: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plan JSON form (schemas/plan.schema.json, `broken_references`)."""
+        return {"file": self.file, "line": self.line, "column": self.column, "text": self.text,
+                "replacement": self.replacement, "reason": self.reason, "syntax": self.syntax,
+                "kind": self.id.kind.value, "name": self.id.name, "from": self.source, "to": self.target}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BrokenReference:
+        """Inverse of to_dict."""
+        return cls(data["file"], int(data["line"]), int(data["column"]), data["text"], data.get("replacement"),
+                   data.get("reason"), data["syntax"], SecretId(Kind(data["kind"]), data["name"]),
+                   data["from"], data["to"])
+
+
+@dataclass(frozen=True)
 class Plan:
     """Ordered actions and errors, plus what the plan was computed from."""
 
@@ -183,6 +222,7 @@ class Plan:
     drift: tuple[Drift, ...] = ()
     refresh_only: bool = False  # a drift report (`plan --refresh-only`): no actions were computed
     warnings: tuple[PlanWarning, ...] = ()
+    broken_references: tuple[BrokenReference, ...] = ()
 
     @property
     def changes(self) -> tuple[Action, ...]:
@@ -214,6 +254,7 @@ class Plan:
             "summary": self.summary(),
             "drift": [d.to_dict() for d in self.drift],
             "refresh_only": self.refresh_only,
+            "broken_references": [b.to_dict() for b in self.broken_references],
         }
 
     @classmethod
@@ -233,4 +274,5 @@ class Plan:
             drift=tuple(Drift.from_dict(d) for d in data.get("drift", ())),
             refresh_only=bool(data.get("refresh_only", False)),
             warnings=tuple(PlanWarning.from_dict(w) for w in data.get("warnings", ())),
+            broken_references=tuple(BrokenReference.from_dict(b) for b in data.get("broken_references", ())),
         )

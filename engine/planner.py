@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,12 +50,15 @@ def make_plan(
     rules: Mapping[str, PlacementRules],
     referenced: Iterable[SecretId] = (),
     first_site: Mapping[SecretId, str] | None = None,
+    reference_sites: Mapping[SecretId, Sequence[str]] | None = None,
 ) -> Plan:
     """Compute the actions that bring every manager to the config's placement.
 
     `referenced` lists the secret of every reference found in the scanned files (one
     item per reference); a reference to a secret no manager holds is a plan error, named
-    by `first_site` (file:line:col of its first reference) when given.
+    by `first_site` (file:line:col of its first reference) when given. `reference_sites`
+    gives, per secret, the file:line:col of each of its references, carried into the
+    secret's action as they are.
     """
     reference_counts = Counter(referenced)
     placements, errors = _placements(config, inventory)
@@ -64,7 +67,7 @@ def make_plan(
         action, problems = _decide(placement, config, inventory, rules)
         errors.extend(problems)
         if action is not None:
-            actions.append(_with_references(action, reference_counts))
+            actions.append(_with_references(action, reference_counts, reference_sites or {}))
     errors.extend(_unresolved_references(reference_counts, inventory, first_site or {}))
     actions, errors, warnings = planchecks.review(config, inventory, actions, errors, _matches)
     actions.sort(key=lambda a: (a.source or "", a.target, a.id))
@@ -291,11 +294,11 @@ def _fit_problems(placement: Placement, source_entry: InventoryEntry, target_rul
     return problems
 
 
-def _with_references(action: Action, counts: Counter) -> Action:
+def _with_references(action: Action, counts: Counter, sites: Mapping[SecretId, Sequence[str]]) -> Action:
     count = counts.get(action.id, 0)
     if not count:
         return action
-    return Action(**{**action.__dict__, "references": count})
+    return Action(**{**action.__dict__, "references": count, "reference_sites": tuple(sites.get(action.id, ()))})
 
 
 def _unresolved_references(counts: Counter, inventory: Inventory, first_site: Mapping[SecretId, str]) -> list[Problem]:

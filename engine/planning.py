@@ -19,6 +19,8 @@ from engine.drift import find_drift, merge_reads
 from engine.drift import reads_needed as drift_reads
 from engine.errors import UsageError
 from engine.inventory import refresh
+from engine.locrefs import broken_references, places_of
+from engine.locscan import LocationReference, scan_locations
 from engine.model import SecretId
 from engine.plan import Plan
 from engine.planner import make_plan, reads_needed
@@ -47,14 +49,15 @@ def compute_plan(ws: Workspace, refresh_only: bool = False, warn=lambda message:
                     fingerprint_key_id=ws.fingerprint_key_id, secretshift_version=engine.__version__)
     found = scan_reference_files(ws)[0]
     referenced = [secret_of(r) for r in found]
-    first_site = {}
-    for reference in found:
-        first_site.setdefault(secret_of(reference), f"{reference.file}:{reference.line}:{reference.column}")
-    plan = make_plan(ws.config, inventory, backends, referenced, first_site)
+    sites = reference_sites(found)
+    first_site = {secret: where[0] for secret, where in sites.items()}
+    plan = make_plan(ws.config, inventory, backends, referenced, first_site, sites)
     refused = access_problems(plan.changes, backends)  # what the credentials would refuse
     violations = check_policy(plan.changes, ws.config.policy, recorded, ws.fingerprint_key_id)
+    broken = broken_references(plan.actions, scan_location_files(ws), places_of(backends), inventory.holders)
     return dataclasses.replace(
         plan,
+        broken_references=broken,
         errors=plan.errors + tuple(refused) + tuple(violations),
         drift=drift,
         config_digest=ws.config.digest,
@@ -73,6 +76,16 @@ def read_recorded_state(ws: Workspace) -> state_mod.State:
     return state_mod.read_state(state_file(ws))
 
 
+def reference_sites(found) -> dict[SecretId, list[str]]:
+    """Per secret, the "file:line:col" of each of its references, ordered by file, then
+    position (files sort by name, so the order does not depend on the scan order)."""
+    ordered = sorted(found, key=lambda r: (r.file, r.line, r.column))
+    sites: dict[SecretId, list[str]] = {}
+    for reference in ordered:
+        sites.setdefault(secret_of(reference), []).append(f"{reference.file}:{reference.line}:{reference.column}")
+    return sites
+
+
 def scan_reference_files(ws: Workspace, paths: list[str] | None = None):
     """Scan the given files/folders, or the config's `references.paths` globs."""
     files = _expand_paths(paths) if paths else _glob_config_paths(ws)
@@ -85,6 +98,22 @@ def scan_reference_files(ws: Workspace, paths: list[str] | None = None):
         found.extend(result.references)
         unresolvable.extend(result.unresolvable)
     return found, unresolvable
+
+
+def scan_location_files(ws: Workspace) -> list[LocationReference]:
+    """The references naming a location (vals, Ansible hashi_vault) in the config's
+    `references.paths` files, in file order."""
+    found = []
+    for path in reference_files(ws):
+        text = read_text(path)
+        if text is not None:
+            found.extend(scan_locations(text, display_path(path)))
+    return found
+
+
+def reference_files(ws: Workspace) -> list[Path]:
+    """The files the config's `references.paths` globs match, sorted."""
+    return _glob_config_paths(ws)
 
 
 def _glob_config_paths(ws: Workspace) -> list[Path]:

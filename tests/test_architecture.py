@@ -25,7 +25,8 @@ def imports_of(module: Path) -> set[str]:
 
 @pytest.mark.parametrize("name", ["planner.py", "planchecks.py", "backends/naming.py", "references.py", "plan.py", "model.py",
                                   "render/text.py", "render/json.py", "render/markdown.py",
-                                  "render/markup.py", "render/drift.py", "drift.py", "policy.py"])
+                                  "render/markup.py", "render/drift.py", "drift.py", "policy.py",
+                                  "locscan.py", "locrefs.py"])
 def test_pure_core_modules_import_no_io(name):
     top_level = {n.split(".")[0] for n in imports_of(ENGINE / name)}
     assert not top_level & IO_MODULES
@@ -43,7 +44,8 @@ def test_cli_calls_only_commands():
     assert engine_imports <= {"engine.__version__", "engine.commands", "engine.errors"}
 
 
-@pytest.mark.parametrize("name", ["planner.py", "plan.py", "references.py", "model.py", "render/text.py"])
+@pytest.mark.parametrize("name", ["planner.py", "plan.py", "references.py", "model.py", "render/text.py",
+                                  "locscan.py", "locrefs.py"])
 def test_core_does_not_import_upward(name):
     upward = {"engine.commands", "engine.cli", "engine.applier", "engine.workspace", "engine.backends"}
     assert not imports_of(ENGINE / name) & upward

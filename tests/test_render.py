@@ -26,6 +26,7 @@ from engine.plan import (
     DRIFT_CHANGES,
     ERROR_CODES,
     Action,
+    BrokenReference,
     Drift,
     Plan,
     Problem,
@@ -49,11 +50,17 @@ def vault_path(kind: Kind, name: str) -> str:
     return f"secret/harness/{'SECRET_TEXT' if kind is TEXT else 'CONFIG_FILE'}/{name}"
 
 
+def sites(count: int, file: str = "pipelines/deploy.yaml") -> tuple[str, ...]:
+    """`count` reference sites, as the planner gives them (file:line:col, in order)."""
+    return tuple(f"{file}:{10 * i + 3}:{i + 7}" for i in range(count))
+
+
 def action(kind_of_action: str, kind: Kind, name: str, source: str | None = "harness",
            target: str = "corp_vault", references: int = 0, n: int = 1) -> Action:
     target_fp = fingerprint(n + 1000) if kind_of_action in ("update", "delete") else None
     return Action(kind_of_action, SecretId(kind, name), source, target, vault_path(kind, name),
-                  fingerprint(n), target_fp, delete_source=kind_of_action == "update", references=references)
+                  fingerprint(n), target_fp, delete_source=kind_of_action == "update", references=references,
+                  reference_sites=sites(references))
 
 
 def every_kind_plan() -> Plan:
@@ -64,7 +71,7 @@ def every_kind_plan() -> Plan:
         action("update", TEXT, "stripe_api_key", references=1, n=3),
         action("delete", TEXT, "legacy_token", n=4),
         action("noop", TEXT, "already_there", source=None, n=5),
-        action("move", FILE, "kubeconfig", source="aws", references=2, n=6),
+        action("move", FILE, "kubeconfig", source="aws", references=7, n=6),
         action("copy", TEXT, "odd|name<b>", source="aws", n=7),
     )
     errors = tuple(
@@ -72,7 +79,16 @@ def every_kind_plan() -> Plan:
                 f"{code.replace('_', ' ')}: the plan found a problem with secret 'broken_{i}'")
         for i, code in enumerate(ERROR_CODES)
     )
-    return Plan(actions, errors, config_digest="sha256:" + "0f" * 32, secretshift_version="0.1.0")
+    broken = (
+        BrokenReference("pipelines/deploy.yaml", 4, 16, "ref+vault://secret/data/old/SECRET_TEXT/db_password#/value",
+                        "ref+vault://secret/data/harness/SECRET_TEXT/db_password#/value", None, "vals-vault",
+                        SecretId(TEXT, "db_password"), "harness", "corp_vault"),
+        BrokenReference("site.yml", 9, 12, "lookup('hashi_vault', 'secret/data/old/CONFIG_FILE/kubeconfig:value')",
+                        None, "a hashi_vault lookup reads only Vault", "ansible-hashi_vault",
+                        SecretId(FILE, "kubeconfig"), "aws", "corp_vault"),
+    )
+    return Plan(actions, errors, config_digest="sha256:" + "0f" * 32, secretshift_version="0.1.0",
+                broken_references=broken)
 
 
 def empty_plan() -> Plan:
@@ -258,7 +274,7 @@ def big_plan(actions: int, errors: int = 0, pairs: int = 2) -> Plan:
     kinds = ("move", "copy", "update", "delete")
     return Plan(
         tuple(action(kinds[i % 4], TEXT, f"team-{i % 7}/service_{i:05d}_db_password",
-                     source=f"harness_{i % pairs}", references=i % 3, n=i) for i in range(actions)),
+                     source=f"harness_{i % pairs}", references=(i % 3) * 4, n=i) for i in range(actions)),
         tuple(Problem("conflict", SecretId(TEXT, f"conflicting_{i}"), "the target holds a different value " * 8)
               for i in range(errors)),
     )
@@ -320,3 +336,38 @@ def test_show_of_a_file_that_is_not_a_plan_is_one_error_line(tmp_path):
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: plan.json: not a valid plan file")
     missing = run_show(tmp_path, "nowhere.json", "--format", "markdown")
     assert missing.returncode == 1 and missing.stderr.startswith("error: cannot read plan file nowhere.json")
+
+
+# --- reference sites ----------------------------------------------------------------------
+
+def test_markdown_lists_each_secrets_reference_sites_and_caps_them_at_five():
+    rendered = render_markdown(every_kind_plan())
+    row = next(line for line in rendered.splitlines() if "<code>db\\_password</code>" in line)
+    assert row.endswith("| 3<br><code>pipelines/deploy.yaml:3:7</code><br><code>pipelines/deploy.yaml:13:8</code>"
+                        "<br><code>pipelines/deploy.yaml:23:9</code> |")
+    kubeconfig = next(line for line in rendered.splitlines() if "<code>kubeconfig</code>" in line)
+    assert kubeconfig.count("<br><code>pipelines/deploy.yaml:") == 5 and kubeconfig.endswith("<br>… and 2 more |")
+    assert unescaped_pipes(kubeconfig) == 7
+
+
+def test_text_shows_the_first_three_reference_sites_on_the_action_line():
+    rendered = render_text(every_kind_plan())
+    assert ("(3 references: pipelines/deploy.yaml:3:7, pipelines/deploy.yaml:13:8, "
+            "pipelines/deploy.yaml:23:9)") in rendered
+    assert "(7 references: pipelines/deploy.yaml:3:7, pipelines/deploy.yaml:13:8, " \
+           "pipelines/deploy.yaml:23:9 and 4 more)" in rendered
+
+
+def test_reference_sites_are_in_the_json_plan_and_survive_a_saved_plan():
+    document = json.loads(render_json(every_kind_plan()))
+    by_name = {a["name"]: a for a in document["actions"]}
+    assert by_name["db_password"]["reference_sites"] == list(sites(3))
+    assert by_name["tls_chain.pem"]["reference_sites"] == []
+    assert Plan.from_dict(document).actions == every_kind_plan().actions
+
+
+def test_a_hostile_reference_site_cannot_break_its_table_cell():
+    hostile = Action("move", SecretId(TEXT, "s"), "harness", "corp_vault", vault_path(TEXT, "s"), fingerprint(1),
+                     references=1, reference_sites=("pipe|lines/<b>x`.yaml:1:1",))
+    row = next(line for line in render_markdown(Plan((hostile,))).splitlines() if line.startswith("| `"))
+    assert unescaped_pipes(row) == 7 and "<b>" not in row and "&lt;b&gt;" in row

@@ -41,14 +41,15 @@ class _Level:
     errors: int | None
     cell_chars: int | None
     pairs: bool = True  # per-pair table, diagram and sections
+    sites: int = 5  # reference sites (file:line:col) listed per secret
 
 
 # Tried in order until one fits the budget; the last one is small whatever the plan.
 _FULL = _Level(None, None, None)
 _SUMMARISED = (
     _Level(100, 100, 300),
-    _Level(25, 50, 120),
-    _Level(5, 20, 80),
+    _Level(25, 50, 120, sites=3),
+    _Level(5, 20, 80, sites=2),
     _Level(0, 10, 60),
     _Level(0, 5, 60, pairs=False),
 )
@@ -99,6 +100,8 @@ def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
             blocks += [_diagram(pairs), "### Actions", LEGEND]
             opened = level is _FULL and sum(map(len, pairs.values())) <= OPEN_SECTIONS_UP_TO
             blocks += [_section(pair, actions, level, opened) for pair, actions in pairs.items()]
+    if plan.broken_references:
+        blocks += _broken_references(plan, level)
     blocks.append(_closing(plan))
     if plan.secretshift_version or plan.config_digest:
         blocks.append(_provenance(plan))
@@ -107,7 +110,8 @@ def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
 
 def _summarised_notice(plan: Plan, level: _Level) -> str:
     if level.pairs:
-        listed = f"each manager pair lists only its first {level.actions_per_pair} actions"
+        listed = (f"each manager pair lists only its first {level.actions_per_pair} actions "
+                  f"(each with at most {level.sites} reference sites)")
     else:
         listed = "only the totals are shown"
     return ("> [!NOTE]\n"
@@ -217,7 +221,39 @@ def _section(pair: Pair, actions: list[Action], level: _Level, opened: bool) -> 
 def _action_row(action: Action, level: _Level) -> str:
     limit = level.cell_chars
     return (f"| `{SYMBOLS[action.action]}` | {action.action} | {action.id.kind.value} | "
-            f"{code(action.id.name, limit)} | {code(action.target_location, limit)} | {action.references} |")
+            f"{code(action.id.name, limit)} | {code(action.target_location, limit)} | {_references(action, level)} |")
+
+
+def _references(action: Action, level: _Level) -> str:
+    """The count, then each reference's file:line:col on its own line, the first
+    `level.sites` of them and how many more."""
+    sites = action.reference_sites[: level.sites]
+    listed = "".join(f"<br>{code(site, level.cell_chars)}" for site in sites)
+    more = len(action.reference_sites) - len(sites)
+    return f"{action.references}{listed}" + (f"<br>… and {more} more" if more > 0 else "")
+
+
+# --- references naming a location -----------------------------------------------------
+
+def _broken_references(plan: Plan, level: _Level) -> list[str]:
+    """The references this plan breaks, with the rewrite `apply --rewrite-references`
+    makes; as many rows as errors at this level (all of them when not summarised)."""
+    broken = plan.broken_references
+    shown = broken if level.errors is None else broken[: level.errors]
+    limit = level.cell_chars
+    rows = ["| where | secret | now | after `apply --rewrite-references` |", "|---|---|---|---|"]
+    for b in shown:
+        after = code(b.replacement, limit) if b.replacement else f"cannot be rewritten: {cell(b.reason, limit)}"
+        rows.append(f"| {code(f'{b.file}:{b.line}:{b.column}', limit)} | {b.id.kind.value} {code(b.id.name, limit)} "
+                    f"| {code(b.text, limit)} | {after} |")
+    count = f"{len(broken)} reference{'s' if len(broken) != 1 else ''}"
+    blocks = ["### References broken by this plan",
+              (f"{count} name{'s' if len(broken) == 1 else ''} the location of a secret this plan moves away: "
+               "they stop working when it is applied, unless apply runs with `--rewrite-references`."),
+              "\n".join(rows)]
+    if len(shown) < len(broken):
+        blocks.append(f"... and {len(broken) - len(shown)} more references (see the JSON plan)")
+    return blocks
 
 
 # --- closing ------------------------------------------------------------------------

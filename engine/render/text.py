@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from engine.plan import Action, Plan
 from engine.render import drift
+from engine.render.markup import visible
 
 SYMBOLS = {"move": ">", "copy": "+", "update": "~", "delete": "-", "noop": "="}
+TEXT_SITES = 3  # reference sites shown per action on a terminal line
 COLORS = {"move": "36", "copy": "32", "update": "33", "delete": "31", "noop": "2", "error": "31;1"}
 
 
@@ -20,9 +22,30 @@ def action_line(action: Action, color: bool = False, name_width: int = 0) -> str
         route = f"{action.source} (copy verified in {action.target})"
     else:
         route = f"{action.source} -> {action.target}" if action.source else f"in {action.target}"
-    refs = f"  ({action.references} reference{'s' if action.references != 1 else ''})" if action.references else ""
+    refs = f"  ({action.references} reference{'s' if action.references != 1 else ''}{_sites(action)})" if action.references else ""
     name = action.id.name.ljust(name_width)
     return f"  {head} {action.id.kind.value:<4} {name}  {route}  {action.target_location}{refs}"
+
+
+def _sites(action: Action) -> str:
+    """`: a.yaml:3:9, b.yaml:1:1 and 2 more`: the first TEXT_SITES reference sites."""
+    if not action.reference_sites:
+        return ""
+    shown = ", ".join(action.reference_sites[:TEXT_SITES])
+    more = len(action.reference_sites) - TEXT_SITES
+    return f": {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def _broken_reference_lines(plan: Plan) -> list[str]:
+    """The references naming a location this plan deletes: where, what, and the
+    rewrite `apply --rewrite-references` would make (or why it cannot)."""
+    lines = [("References naming a location this plan deletes (they stop working; "
+              "`apply --rewrite-references` rewrites them):"), ""]
+    for b in plan.broken_references:
+        lines.append(f"  {b.file}:{b.line}:{b.column}  {b.id.kind.value} {b.id.name}  {b.source} -> {b.target}")
+        lines.append(f"      {visible(b.text)}")
+        lines.append(f"    > {visible(b.replacement)}" if b.replacement else f"    cannot be rewritten: {b.reason}")
+    return [*lines, ""]
 
 
 def summary_line(plan: Plan) -> str:
@@ -42,6 +65,8 @@ def render_text(plan: Plan, color: bool = False) -> str:
         width = max(len(a.id.name) for a in plan.changes)
         lines += [action_line(a, color, width) for a in plan.changes]
         lines.append("")
+    if plan.broken_references:
+        lines += _broken_reference_lines(plan)
     if plan.errors:
         lines += [_paint("Errors (this plan cannot be applied):", "error", color), ""]
         lines += [f"  {_paint('!', 'error', color)} {e.code}: {e.message}" for e in plan.errors]
