@@ -51,6 +51,8 @@ class SecretPlacement:
     source: str | None = None
     mode: str = "move"
     line: int | None = None
+    vault_path: str | None = None  # in a Vault it names: this path (not the Harness layout)
+    vault_key: str | None = None  # ...and this one key of it (None: the whole secret as JSON)
 
 
 @dataclass(frozen=True)
@@ -461,6 +463,7 @@ def _build(path: Path, data: dict, marks: schema.Marks,
         SecretPlacement(
             name=entry["name"], kind=Kind(entry.get("kind", "text")), manager=entry["manager"],
             source=entry.get("from"), mode=entry.get("mode", "move"), line=_line(marks, ("secrets", i)),
+            vault_path=entry.get("vault_path"), vault_key=entry.get("vault_key"),
         )
         for i, entry in enumerate(data.get("secrets") or [])
     )

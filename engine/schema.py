@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
+from engine import vault_mapping
 from engine.backends.base import common_name_problem
 from engine.errors import ConfigProblem
 
@@ -266,6 +267,7 @@ def check_semantics(data: Any, marks: Marks, file: str) -> list[ConfigProblem]:
     found += _check_manager_urls(managers)
     found += _check_secrets(_items(data, "secrets"), list(managers), marks)
     found += _check_migrations(_items(data, "migrations"), list(managers))
+    found += vault_mapping.check_entries(_items(data, "secrets"), managers)
     return [problem(file, marks.value(path), message) for path, message in found]
 
 
