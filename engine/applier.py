@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from engine import travel
 from engine.backends.base import Backend
 from engine.errors import PlanError, SecretShiftError, StalePlan, VerificationFailed
 from engine.journal import Journal
@@ -248,6 +249,7 @@ def execute(index: int, action: Action, managers: Managers, fingerprint: Fingerp
         if current is not None:  # an overwrite: keep the old value so rollback can put it back
             journal.step(index, "target_previous", keep=current)
         managers.write(action.target, action.id, value)
+        travel.carry_metadata(managers, action)
         current = managers.read(action.target, action.id)
     if action.writes_target:
         journal.step(index, "written")

@@ -128,9 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--migrate-to", metavar="OTHER", help="print a migration from MANAGER to this manager")
     p.add_argument("--mode", choices=["move", "copy"], default="copy",
                    help="mode of the printed migration (default copy: the source keeps its secrets)")
-    p.add_argument("--vault-keys", choices=["split", "whole"], default="split",
-                   help="a Vault secret outside the Harness layout with several keys becomes one text "
-                        "secret per key (split, named PATH_KEY) or one JSON text secret (whole)")
+    p.add_argument("--vault-keys", choices=["auto", "split", "whole"], default="auto",
+                   help="a Vault secret outside the Harness layout becomes one text secret per key "
+                        "(split, named PATH_KEY) or one JSON text secret (whole); auto: whole when "
+                        "migrating to AWS, else split")
     p = command("refs", "list every reference expression with file:line:col and whether it resolves",
                 "Scan PATHs (files or folders), or the config's references.paths, for\n"
                 '${secrets.getValue("n")}, ${configFile.getAsBase64("n")}, ${configFile.getAsString("n")}\n'

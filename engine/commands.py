@@ -150,7 +150,7 @@ def list_secrets(config_path, manager: str, fmt: str = "text") -> str:
 # --- discover ---------------------------------------------------------------------
 
 def discover(config_path, manager: str, migrate_to: str | None = None, mode: str = "copy",
-             vault_keys: str = "split") -> tuple[str, str]:
+             vault_keys: str = "auto") -> tuple[str, str]:
     """YAML placing what `manager` holds (a secrets: block, or with `migrate_to` a
     migrations: block), and a one-line summary of what was found and skipped."""
     with Workspace(config_path) as ws:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from engine.backends.base import Backend, common_name_problem
+from engine.backends.vault_keys import WHOLE_SECRET_FORMAT
 from engine.errors import UsageError
 from engine.model import Kind, SecretId
 from engine.workspace import Workspace
@@ -47,19 +48,27 @@ class Discovery:
 
 
 def discover(ws: Workspace, manager_id: str, migrate_to: str | None = None,
-             mode: str = "copy", vault_keys: str = "split") -> tuple[str, str]:
-    """The YAML to paste, and a one-line summary for stderr."""
+             mode: str = "copy", vault_keys: str = "auto") -> tuple[str, str]:
+    """The YAML to paste, and a one-line summary for stderr.
+
+    `vault_keys` says what a Vault secret outside the Harness layout becomes: `split`
+    (one text secret per key), `whole` (one JSON text secret), or `auto`: whole when
+    migrating to AWS (one JSON SecretString), split otherwise."""
     backend = ws.backend(manager_id)
     target = ws.backend(migrate_to) if migrate_to else None
     if migrate_to == manager_id:
         raise UsageError("--migrate-to must name another manager than the one discovered")
     discovery = Discovery(manager_id)
+    if vault_keys == "auto":
+        vault_keys = "whole" if target is not None and target.type_name == "aws_secrets_manager" else "split"
     if backend.type_name == "vault":
         _discover_vault(backend, discovery, vault_keys)
     else:
         discovery.found = [Found(s) for s in backend.list_ids()]
     if backend.type_name == "aws_secrets_manager":
         _aws_skips(backend, discovery)
+        if target is not None and target.type_name == "vault":
+            _aws_json_objects_to_vault_paths(backend, discovery)
     _skip_already_placed(ws, discovery)
     if target is None:
         text = _secrets_yaml(discovery)
@@ -134,6 +143,17 @@ def _aws_skips(backend, discovery: Discovery) -> None:
         when = f" on {date:%Y-%m-%d}" if hasattr(date, "strftime") else ""
         discovery.skipped.append((backend.location(secret), (f"scheduled for deletion{when}; restore it "
                                   "(aws secretsmanager restore-secret) to adopt it")))
+
+
+def _aws_json_objects_to_vault_paths(backend, discovery: Discovery) -> None:
+    """AWS JSON texts secretshift wrote from a whole multi-key Vault secret (tagged
+    vault-json-object) go back to a Vault path as that multi-key secret."""
+    metadata = backend.listed_metadata()
+    discovery.found = [
+        Found(f.id, metadata[f.id].vault_path or f.id.name) if f.id in metadata
+        and metadata[f.id].format == WHOLE_SECRET_FORMAT else f
+        for f in discovery.found
+    ]
 
 
 def _skip_already_placed(ws: Workspace, discovery: Discovery) -> None:

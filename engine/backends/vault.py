@@ -31,7 +31,9 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from engine.backends import vault_keys
 from engine.backends.base import Backend, checked_url, common_name_problem
+from engine.backends.metadata import SecretMetadata
 from engine.backends.retry import RetryPolicy, with_retries
 from engine.backends.vault_keys import VaultPaths, mapped_secrets
 from engine.errors import (
@@ -227,6 +229,15 @@ class VaultBackend(Backend):
         self._call("undelete", where, self._client.secrets.kv.v2.undelete_secret_versions,
                    path=layout.inner(secret), versions=[current], mount_point=layout.mount)
         return True
+
+    def read_metadata(self, secret: SecretId) -> SecretMetadata:
+        """KV v2 custom_metadata as description and tags (KV v1 has none)."""
+        return vault_keys.read_metadata(self, secret)
+
+    def write_metadata(self, secret: SecretId, metadata: SecretMetadata) -> None:
+        """Merge description and tags into the KV v2 custom_metadata (nothing on KV v1)."""
+        self._refuse_if_read_only(secret, "write the metadata of")
+        vault_keys.write_metadata(self, secret, metadata)
 
     def check_access(self, writes: Iterable[SecretId], deletes: Iterable[SecretId]) -> None:
         """Ask Vault (sys/capabilities-self, batched) whether every write/delete is allowed.

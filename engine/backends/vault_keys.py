@@ -28,10 +28,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from engine.backends.metadata import (
+    FORMAT_KEY,
+    SecretMetadata,
+    from_custom_metadata,
+    to_custom_metadata,
+)
 from engine.errors import BackendError
 from engine.model import Kind, SecretId, SecretValue
 
-WHOLE_SECRET_FORMAT = "vault-json-object"  # the tag/marker value for a whole-secret JSON text
+WHOLE_SECRET_FORMAT = "vault-json-object"  # the format marker of a whole-secret JSON text
 
 
 @dataclass(frozen=True)
@@ -269,3 +275,42 @@ def _join(*parts: str) -> str:
 
 def _quote(path: str) -> str:
     return urllib.parse.quote(path.encode("utf-8"), safe="/")
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def read_metadata(backend, secret: SecretId) -> SecretMetadata:
+    """custom_metadata of the secret's KV v2 path as SecretMetadata; a whole mapped
+    secret is marked with its format (a JSON object of the secret's keys)."""
+    paths, layout = backend.paths, backend.layout()
+    mapped = paths._mapped.get(secret)
+    marker = WHOLE_SECRET_FORMAT if mapped is not None and mapped.key is None else None
+    if layout.version != 2:
+        return SecretMetadata(format=marker, vault_path=mapped.path if marker else None)
+    inner = paths._inner(mapped.path) if mapped is not None else layout.inner(secret)
+    reply = backend._call("read the metadata of", backend.location(secret),
+                          backend._client.secrets.kv.v2.read_secret_metadata, path=inner, mount_point=layout.mount)
+    custom = (reply.get("data") or {}).get("custom_metadata") if isinstance(reply, dict) else None
+    found = from_custom_metadata(custom)
+    return SecretMetadata(found.description, found.tags, marker, mapped.path if marker else None)
+
+
+def write_metadata(backend, secret: SecretId, metadata: SecretMetadata) -> None:
+    """Merge description and tags into the KV v2 custom_metadata (keys already there are
+    kept). Nothing on KV v1 (it has no metadata) nor for one key of a shared secret."""
+    paths, layout = backend.paths, backend.layout()
+    mapped = paths._mapped.get(secret)
+    if layout.version != 2 or (mapped is not None and mapped.key is not None):
+        return
+    inner = paths._inner(mapped.path) if mapped is not None else layout.inner(secret)
+    where, kv = backend.location(secret), backend._client.secrets.kv.v2
+    reply = backend._call("read the metadata of", where, kv.read_secret_metadata, path=inner, mount_point=layout.mount)
+    custom = dict(((reply.get("data") or {}).get("custom_metadata") or {}) if isinstance(reply, dict) else {})
+    wanted = to_custom_metadata(SecretMetadata(metadata.description, metadata.tags, None))
+    if mapped is not None:  # the format is the mapping's own, recorded for the next reader
+        wanted[FORMAT_KEY] = WHOLE_SECRET_FORMAT
+    if all(custom.get(k) == v for k, v in wanted.items()):
+        return
+    backend._call("write the metadata of", where, kv.update_metadata, path=inner,
+                  custom_metadata={**custom, **wanted}, mount_point=layout.mount)

@@ -211,3 +211,105 @@ def test_discover_migrate_to_excludes_names_the_target_cannot_hold_and_the_migra
         assert client.get_secret_value(SecretId=f"{prefix}files/{name}")["SecretBinary"] == data
     with Workspace(config) as ws:  # the names AWS cannot hold stayed in Vault
         assert {s.name for s in ws.backend("corp_vault").list_ids()} == {"has space", "star*[x]"}
+
+
+# --------------------------------------------------------------------------- multi-key Vault <-> AWS JSON
+
+DB = {"username": "app", "password": CANARY + " \"quoted\" ünï 🔑 \\n\n\t end "}
+API = {"key": "k-1", "region": "eu-west-1", "secret": CANARY + "{\"not\": \"json\"}"}
+
+
+def test_multi_key_vault_secrets_go_to_aws_as_json_and_come_back_as_the_same_keys(
+        vault, vault_env, moto_server, tmp_path):
+    mount, back_mount = fresh_mount(vault, 2), fresh_mount(vault, 2)
+    prefix = f"disc-{uuid.uuid4().hex[:8]}/"
+    client = hvac.Client(url=vault.url, token=vault.root_token)
+    kv = client.secrets.kv.v2
+    kv.create_or_update_secret(path="app/db", secret=DB, mount_point=mount)
+    kv.create_or_update_secret(path="app/api", secret=API, mount_point=mount)
+    kv.update_metadata(path="app/db", custom_metadata={"owner": "team-a", "description": "orders database"},
+                       mount_point=mount)
+    there = tmp_path / "out"
+    there.mkdir()
+    config = _project(there, {"corp_vault": _vault_manager(vault, mount), "aws": _aws_manager(moto_server, prefix)})
+
+    # Vault -> AWS: each multi-key secret becomes one JSON SecretString, tagged
+    result = _discover(config, vault_env, "corp_vault", "--migrate-to", "aws", "--mode", "move")
+    doc = yaml.safe_load(result.stdout)
+    assert doc["secrets"] == [
+        {"name": "app_api", "kind": "text", "manager": "aws", "from": "corp_vault", "mode": "move", "vault_path": "app/api"},
+        {"name": "app_db", "kind": "text", "manager": "aws", "from": "corp_vault", "mode": "move", "vault_path": "app/db"}]
+    _merge(config, result.stdout)
+    applied = run_cli(["apply", "--auto-approve"], there, vault_env)
+    assert applied.code == 0, applied
+    aws = moto_server.client()
+    for name, data in (("app_db", DB), ("app_api", API)):
+        stored = aws.get_secret_value(SecretId=prefix + name)["SecretString"]
+        assert json.loads(stored) == data
+        assert stored == json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    described = aws.describe_secret(SecretId=prefix + "app_db")
+    tags = {t["Key"]: t["Value"] for t in described["Tags"]}
+    assert tags["secretshift:value-format"] == "vault-json-object"
+    assert tags["secretshift:vault-path"] == "app/db"
+    assert tags["owner"] == "team-a" and tags["secretshift:managed-by"] == "secretshift"
+    assert described["Description"] == "orders database"
+    with pytest.raises(hvac.exceptions.InvalidPath):  # moved: the Vault source is soft-deleted
+        kv.read_secret_version(path="app/db", mount_point=mount, raise_on_deleted_version=True)
+    again = _plan(config, vault_env)
+    assert again["errors"] == [] and {a["action"] for a in again["actions"]} <= {"noop"}
+
+    # AWS -> another Vault: the tagged JSON texts become multi-key secrets again
+    back = tmp_path / "back"
+    back.mkdir()
+    config = _project(back, {"aws": _aws_manager(moto_server, prefix), "new_vault": _vault_manager(vault, back_mount)})
+    result = _discover(config, vault_env, "aws", "--migrate-to", "new_vault")
+    doc = yaml.safe_load(result.stdout)
+    assert {(e["name"], e["vault_path"]) for e in doc["secrets"]} == {("app_db", "app/db"), ("app_api", "app/api")}
+    assert "migrations" not in doc
+    _merge(config, result.stdout)
+    applied = run_cli(["apply", "--auto-approve"], back, vault_env)
+    assert applied.code == 0, applied
+    for path, data in (("app/db", DB), ("app/api", API)):
+        assert kv.read_secret_version(path=path, mount_point=back_mount,
+                                      raise_on_deleted_version=True)["data"]["data"] == data
+    custom = kv.read_secret_metadata(path="app/db", mount_point=back_mount)["data"]["custom_metadata"]
+    assert custom == {"owner": "team-a", "description": "orders database",
+                      "secretshift:value-format": "vault-json-object"}
+    final = run_cli(["plan", "--detailed-exitcode"], back, vault_env)
+    assert final.code == 0, final
+
+
+def test_a_vault_key_moves_alone_and_its_neighbours_stay(vault, vault_env, moto_server, tmp_path):
+    mount = fresh_mount(vault, 2)
+    prefix = f"disc-{uuid.uuid4().hex[:8]}/"
+    kv = hvac.Client(url=vault.url, token=vault.root_token).secrets.kv.v2
+    kv.create_or_update_secret(path="app/db", secret=DB, mount_point=mount)
+    config = _project(tmp_path, {"corp_vault": _vault_manager(vault, mount), "aws": _aws_manager(moto_server, prefix)})
+    doc = yaml.safe_load(config.read_text())
+    doc["secrets"] = [{"name": "db_password", "manager": "aws", "from": "corp_vault", "mode": "move",
+                       "vault_path": "app/db", "vault_key": "password"}]
+    config.write_text(yaml.safe_dump(doc))
+    plan = _plan(config, vault_env)
+    assert [(a["action"], a["name"]) for a in plan["actions"]] == [("move", "db_password")]
+    assert CANARY not in json.dumps(plan)
+    applied = run_cli(["apply", "--auto-approve"], tmp_path, vault_env)
+    assert applied.code == 0, applied
+    assert moto_server.client().get_secret_value(SecretId=prefix + "db_password")["SecretString"] == DB["password"]
+    left = kv.read_secret_version(path="app/db", mount_point=mount, raise_on_deleted_version=True)["data"]
+    assert left["data"] == {"username": "app"} and left["metadata"]["version"] == 2
+    # rollback puts the key back beside its neighbour
+    undone = run_cli(["rollback", "--auto-approve"], tmp_path, vault_env)
+    assert undone.code == 0, undone
+    assert kv.read_secret_version(path="app/db", mount_point=mount, raise_on_deleted_version=True)["data"]["data"] == DB
+
+
+def test_vault_path_needs_a_vault_manager_in_the_entry(moto_server, tmp_path):
+    config = _project(tmp_path, {"aws": _aws_manager(moto_server, "x/"),
+                                 "harness": {"type": "builtin", "path": "h.db", "key": {"file": "master.key"}}})
+    doc = yaml.safe_load(config.read_text())
+    doc["secrets"] = [{"name": "db", "manager": "aws", "from": "harness", "vault_path": "app/db"}]
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+    result = run_cli(["plan"], tmp_path, base_env())
+    assert result.code == 1
+    assert "secrets[0].vault_path needs a vault manager in `manager` or `from`" in result.err
+    assert "secretshift.yaml:" in result.err
