@@ -248,8 +248,9 @@ def execute(index: int, action: Action, managers: Managers, fingerprint: Fingerp
             raise StalePlan(f"stale plan: {action.id} changed in manager {action.target!r} during apply")
         if current is not None:  # an overwrite: keep the old value so rollback can put it back
             journal.step(index, "target_previous", keep=current)
+        history_note = travel.write_history(managers, action) if action.history == "all" else None
         managers.write(action.target, action.id, value)
-        travel.carry_metadata(managers, action)
+        travel.carry_metadata(managers, action, history_note)
         current = managers.read(action.target, action.id)
     if action.writes_target:
         journal.step(index, "written")

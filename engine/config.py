@@ -66,6 +66,7 @@ class Migration:
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
     line: int | None = None
+    history: str = "current"  # all: carry every readable earlier version too, oldest first
 
 
 @dataclass(frozen=True)
@@ -472,7 +473,7 @@ def _build(path: Path, data: dict, marks: schema.Marks,
             source=entry["from"], target=entry["to"], mode=entry["mode"],
             kinds=tuple(Kind(k) for k in entry.get("kinds", ("text", "file"))),
             include=tuple(entry.get("include", ("*",))), exclude=tuple(entry.get("exclude", ())),
-            line=_line(marks, ("migrations", i)),
+            line=_line(marks, ("migrations", i)), history=entry.get("history", "current"),
         )
         for i, entry in enumerate(data.get("migrations") or [])
     )

@@ -52,6 +52,7 @@ class Action:
     source_location: str | None = None
     delete_source: bool = False
     references: int = 0
+    history: str = "current"  # "all": earlier versions are written before the current value
 
     @property
     def is_change(self) -> bool:
@@ -77,6 +78,7 @@ class Action:
             "target_fingerprint": self.target_fingerprint,
             "delete_source": self.delete_source,
             "references": self.references,
+            **({"history": self.history} if self.history != "current" else {}),
         }
 
     @classmethod
@@ -93,6 +95,7 @@ class Action:
             source_location=data.get("source_location"),
             delete_source=bool(data.get("delete_source", False)),
             references=int(data.get("references", 0)),
+            history=data.get("history", "current"),
         )
 
 

@@ -2,23 +2,42 @@
 
 Called by the applier around the one write of an action; the read-back verification of
 the current value stays the applier's. Managers that keep no metadata (builtin, Vault KV
-v1) simply have no `read_metadata`/`write_metadata`, and nothing travels to or from them.
+v1) keep none: builtin has no `read_metadata`/`write_metadata`, KV v1 reads and writes none.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
+from engine.backends.metadata import SecretMetadata
 from engine.managers import Managers
 from engine.plan import Action
 
 
-def carry_metadata(managers: Managers, action: Action) -> None:
-    """Copy the description, user tags and format marker from the source to the target,
-    when both managers keep metadata and the source has some."""
+def carry_metadata(managers: Managers, action: Action, history_note: str | None = None) -> None:
+    """Copy the description, user tags and format marker from the source to the target
+    (when both managers keep metadata), with the note of how history was carried."""
     source, target = managers[action.source], managers[action.target]
     read = getattr(source, "read_metadata", None)
     write = getattr(target, "write_metadata", None)
-    if read is None or write is None:
+    if write is None:
         return
-    metadata = read(action.id)
+    metadata = read(action.id) if read is not None else SecretMetadata()
+    if history_note:
+        metadata = dataclasses.replace(metadata, history=history_note)
     if metadata:
         write(action.id, metadata)
+
+
+def write_history(managers: Managers, action: Action) -> str:
+    """Write every readable earlier version of the source to the target, oldest first,
+    as successive versions (the caller writes the current value last). Returns a note
+    for the target's metadata: how many versions were carried and which were skipped."""
+    read = getattr(managers[action.source], "read_history", None)
+    if read is None:
+        return f"no earlier versions: {action.source} keeps none"
+    history = read(action.id)
+    for value in history.values:
+        managers.write(action.target, action.id, value)
+    note = f"carried {len(history.values)} earlier versions from {action.source}"
+    return note + (f" - skipped {' '.join(history.skipped)}" if history.skipped else "")

@@ -42,6 +42,7 @@ from botocore.config import Config
 from engine.backends import metadata as metadata_mod
 from engine.backends.base import Backend, checked_url, common_name_problem
 from engine.backends.metadata import SecretMetadata
+from engine.backends.versions import History, aws_history
 from engine.errors import (
     BackendError,
     DecryptError,
@@ -254,6 +255,10 @@ class AwsSecretsManagerBackend(Backend):
         `list_ids`), e.g. `team/db`; for discovery to report what it skipped."""
         names = {e["Name"] for e in self._entries() if not e.get("DeletedDate")}
         return sorted(n for n in names if self._secret_id(n) is None)
+
+    def read_history(self, secret: SecretId) -> History:
+        """The versions before AWSCURRENT, oldest first, each read by VersionId."""
+        return aws_history(self, secret)
 
     def read_metadata(self, secret: SecretId) -> SecretMetadata:
         """Description and user tags (DescribeSecret); the format marker tag if any."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 FORMAT_KEY = "secretshift:value-format"
 VAULT_PATH_KEY = "secretshift:vault-path"
+HISTORY_KEY = "secretshift:history"
 DESCRIPTION_KEY = "description"
 RESERVED_PREFIXES = ("secretshift:", "aws:")
 AWS_TAG_VALUE = re.compile(r"[\w\s.:/=+\-@]*")
@@ -38,6 +39,7 @@ class SecretMetadata:
     tags: dict[str, str] = field(default_factory=dict)
     format: str | None = None
     vault_path: str | None = None  # with format vault-json-object: the Vault path it came from
+    history: str | None = None  # how earlier versions were carried (history: all), e.g. "2 earlier versions..."
 
     def __bool__(self) -> bool:
         return bool(self.description or self.tags or self.format)
@@ -62,6 +64,8 @@ def to_custom_metadata(metadata: SecretMetadata) -> dict[str, str]:
         custom[DESCRIPTION_KEY] = metadata.description
     if metadata.format:
         custom[FORMAT_KEY] = metadata.format
+    if metadata.history:
+        custom[HISTORY_KEY] = metadata.history
     return dict(sorted(custom.items())[:VAULT_MAX_KEYS])
 
 
@@ -78,6 +82,8 @@ def to_aws_tags(metadata: SecretMetadata, room: int) -> list[dict[str, str]]:
         tags[FORMAT_KEY] = metadata.format
     if metadata.vault_path and len(metadata.vault_path) <= 256 and AWS_TAG_VALUE.fullmatch(metadata.vault_path):
         tags[VAULT_PATH_KEY] = metadata.vault_path
+    if metadata.history:
+        tags[HISTORY_KEY] = metadata.history[:256]
     return [{"Key": k, "Value": v} for k, v in sorted(tags.items())][:max(0, room)]
 
 

@@ -36,6 +36,7 @@ from engine.backends.base import Backend, checked_url, common_name_problem
 from engine.backends.metadata import SecretMetadata
 from engine.backends.retry import RetryPolicy, with_retries
 from engine.backends.vault_keys import VaultPaths, mapped_secrets
+from engine.backends.versions import History, vault_history
 from engine.errors import (
     BackendError,
     ManagerUnreachable,
@@ -229,6 +230,10 @@ class VaultBackend(Backend):
         self._call("undelete", where, self._client.secrets.kv.v2.undelete_secret_versions,
                    path=layout.inner(secret), versions=[current], mount_point=layout.mount)
         return True
+
+    def read_history(self, secret: SecretId) -> History:
+        """The readable KV v2 versions before the current one, oldest first."""
+        return vault_history(self, secret)
 
     def read_metadata(self, secret: SecretId) -> SecretMetadata:
         """KV v2 custom_metadata as description and tags (KV v1 has none)."""

@@ -99,8 +99,11 @@ class VaultPaths:
 
     def read(self, secret: SecretId) -> SecretValue | None:
         """The key's string value, or the whole secret as canonical JSON; None when absent."""
+        return self.value_from(secret, self.read_data(self._mapped[secret].path)[0])
+
+    def value_from(self, secret: SecretId, data: dict | None) -> SecretValue | None:
+        """The secret's value in the data of its path (any version of it)."""
         mapped = self._mapped[secret]
-        data, _ = self.read_data(mapped.path)
         if data is None:
             return None
         if mapped.key is None:
@@ -307,7 +310,7 @@ def write_metadata(backend, secret: SecretId, metadata: SecretMetadata) -> None:
     where, kv = backend.location(secret), backend._client.secrets.kv.v2
     reply = backend._call("read the metadata of", where, kv.read_secret_metadata, path=inner, mount_point=layout.mount)
     custom = dict(((reply.get("data") or {}).get("custom_metadata") or {}) if isinstance(reply, dict) else {})
-    wanted = to_custom_metadata(SecretMetadata(metadata.description, metadata.tags, None))
+    wanted = to_custom_metadata(SecretMetadata(metadata.description, metadata.tags, None, None, metadata.history))
     if mapped is not None:  # the format is the mapping's own, recorded for the next reader
         wanted[FORMAT_KEY] = WHOLE_SECRET_FORMAT
     if all(custom.get(k) == v for k, v in wanted.items()):
