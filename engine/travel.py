@@ -37,7 +37,19 @@ def write_history(managers: Managers, action: Action) -> str:
     if read is None:
         return f"no earlier versions: {action.source} keeps none"
     history = read(action.id)
-    for value in history.values:
+    target, skipped, carried = managers[action.target], list(history.skipped), 0
+    for label, value in history.values:
+        if target.size_problem(action.id, len(value)):
+            skipped.append(f"{label} does not fit")  # too large (or empty) for the target
+            continue
         managers.write(action.target, action.id, value)
-    note = f"carried {len(history.values)} earlier versions from {action.source}"
-    return note + (f" - skipped {' '.join(history.skipped)}" if history.skipped else "")
+        carried += 1
+    note = f"carried {carried} earlier versions from {action.source}"
+    return note + (f" - skipped {' '.join(skipped)}" if skipped else "")
+
+
+def history_in_progress(state) -> frozenset[int]:
+    """Actions of a journal (JournalState) that were writing earlier versions when the
+    apply stopped: their target may hold any of those versions."""
+    return frozenset(i for i, record in state.actions.items()
+                     if "history_started" in record.steps and "written" not in record.steps)

@@ -17,7 +17,7 @@ from engine.model import Kind, SecretId, SecretValue
 class History:
     """Earlier values, oldest first (the current one is not included), and what was skipped."""
 
-    values: list[SecretValue] = field(default_factory=list)
+    values: list[tuple[str, SecretValue]] = field(default_factory=list)  # (label such as "v2", value)
     skipped: list[str] = field(default_factory=list)
 
 
@@ -52,7 +52,7 @@ def vault_history(backend, secret: SecretId) -> History:
         if value is None:
             result.skipped.append(f"v{number} unreadable")
         else:
-            result.values.append(value)
+            result.values.append((f"v{number}", value))
     return result
 
 
@@ -85,7 +85,7 @@ def aws_history(backend, secret: SecretId) -> History:
         if value is None:
             result.skipped.append(f"version {number} unreadable")
         else:
-            result.values.append(value)
+            result.values.append((f"version {number}", value))
     return result
 
 

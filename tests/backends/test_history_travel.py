@@ -9,12 +9,18 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 import hvac
 import pytest
 from conftest import fresh_mount
 from motoserver import REGION
+from vaultsim import VaultServer
 
 from engine import commands
 from engine.model import Kind, SecretId
@@ -130,3 +136,123 @@ def test_history_current_is_the_default_and_writes_one_version(vault, moto_serve
     meta = hv.secrets.kv.v2.read_secret_metadata(path="h/SECRET_TEXT/api", mount_point=mount)["data"]
     assert meta["current_version"] == 1
     assert "secretshift:history" not in (meta["custom_metadata"] or {})
+
+
+# --------------------------------------------------------------------------- interrupted while writing history
+
+SECRETSHIFT = Path(sys.executable).parent / "secretshift"
+VERSIONS = 6  # per secret; version 3 is deleted in the source
+
+
+@pytest.fixture(scope="module")
+def slow_vault():
+    """A Vault answering in 5 ms, so an apply can be killed while it writes earlier versions."""
+    server = VaultServer(root_token="root", latency=0.005).start()
+    yield server
+    server.stop()
+
+
+def _slow_project(tmp_path, slow_vault, name: str) -> tuple[Path, dict[str, list[str]]]:
+    slow_vault.enable_kv(f"src-{name}", version=2)
+    slow_vault.enable_kv(f"dst-{name}", version=2)
+    kv = hvac.Client(url=slow_vault.url, token="root").secrets.kv.v2
+    expected = {}
+    for i in range(4):
+        values = [f"s{i}-v{n}-{uuid.uuid4().hex[:6]}" for n in range(1, VERSIONS + 1)]
+        for value in values:
+            kv.create_or_update_secret(path=f"SECRET_TEXT/s{i}", secret={"value": value}, mount_point=f"src-{name}")
+        kv.delete_secret_versions(path=f"SECRET_TEXT/s{i}", versions=[3], mount_point=f"src-{name}")
+        expected[f"s{i}"] = values[:2] + values[3:]  # what the target's last versions must be
+    (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    config = tmp_path / "secretshift.yaml"
+    vault = f'type: vault, address: "{slow_vault.url}", token: {{env: VAULT_TOKEN}}, kv_version: 2, parallelism: 2'
+    config.write_text(f"""version: 1
+managers:
+  src: {{{vault}, secret_engine: src-{name}}}
+  dst: {{{vault}, secret_engine: dst-{name}}}
+migrations:
+  - {{from: src, to: dst, mode: move, history: all}}
+""")
+    return config, expected
+
+
+def _journal_text(config: Path) -> str:
+    folder = config.parent / ".secretshift" / "journal" / config.name
+    return "".join(p.read_text(errors="replace") for p in folder.glob("*.jsonl")) if folder.exists() else ""
+
+
+def _kill_while_writing_history(config: Path, kv, target_mount: str) -> None:
+    """Start apply and SIGKILL it once a target holds two earlier versions but not yet the
+    current one (the action is half-way through its history)."""
+    process = subprocess.Popen([str(SECRETSHIFT), "-c", str(config), "apply", "--auto-approve"],
+                               env={**os.environ, "VAULT_TOKEN": "root"}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while process.poll() is None and not _partly_written(kv, target_mount):
+        assert time.monotonic() < deadline, "apply made no progress"
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)
+
+
+def _partly_written(kv, mount: str) -> bool:
+    for i in range(4):
+        try:
+            meta = kv.read_secret_metadata(path=f"SECRET_TEXT/s{i}", mount_point=mount)["data"]
+        except hvac.exceptions.InvalidPath:
+            continue
+        if 2 <= meta["current_version"] < VERSIONS - 1:
+            return True
+    return False
+
+
+def _current(kv, mount: str, name: str) -> str | None:
+    try:
+        return kv.read_secret_version(path=f"SECRET_TEXT/{name}", mount_point=mount,
+                                      raise_on_deleted_version=True)["data"]["data"]["value"]
+    except hvac.exceptions.InvalidPath:
+        return None
+
+
+def _readable_versions(kv, mount: str, name: str) -> list[str]:
+    meta = kv.read_secret_metadata(path=f"SECRET_TEXT/{name}", mount_point=mount)["data"]
+    return [kv.read_secret_version(path=f"SECRET_TEXT/{name}", version=int(n), mount_point=mount,
+                                   raise_on_deleted_version=True)["data"]["data"]["value"]
+            for n in sorted(meta["versions"], key=int) if not meta["versions"][n]["deletion_time"]]
+
+
+def test_apply_killed_while_writing_history_resumes_and_ends_with_every_version(tmp_path, slow_vault, monkeypatch):
+    monkeypatch.setenv("VAULT_TOKEN", "root")
+    config, expected = _slow_project(tmp_path, slow_vault, "resume")
+    kv = hvac.Client(url=slow_vault.url, token="root").secrets.kv.v2
+    _kill_while_writing_history(config, kv, "dst-resume")
+    assert "history_started" in _journal_text(config)
+    assert any(1 <= len(_readable_versions(kv, "dst-resume", n)) < len(v) for n, v in expected.items()
+               if _current(kv, "dst-resume", n) is not None), "not killed half-way through a history"
+    for name, values in expected.items():  # nothing lost: each current value is somewhere
+        assert values[-1] in (_current(kv, "src-resume", name), _current(kv, "dst-resume", name))
+    result = subprocess.run(check=False, args=[str(SECRETSHIFT), "-c", str(config), "apply", "--auto-approve"],
+                            env={**os.environ, "VAULT_TOKEN": "root"}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Resuming apply" in result.stdout
+    for name, values in expected.items():
+        assert _current(kv, "dst-resume", name) == values[-1]
+        assert _current(kv, "src-resume", name) is None  # moved
+        # a resumed action writes its history again: the target ends with every version, in order
+        assert _readable_versions(kv, "dst-resume", name)[-len(values):] == values
+    replan = subprocess.run(check=False, args=[str(SECRETSHIFT), "-c", str(config), "plan", "--detailed-exitcode"],
+                            env={**os.environ, "VAULT_TOKEN": "root"}, capture_output=True, text=True)
+    assert replan.returncode == 0, replan.stdout + replan.stderr
+
+
+def test_apply_killed_while_writing_history_rolls_back(tmp_path, slow_vault, monkeypatch):
+    monkeypatch.setenv("VAULT_TOKEN", "root")
+    config, expected = _slow_project(tmp_path, slow_vault, "undo")
+    kv = hvac.Client(url=slow_vault.url, token="root").secrets.kv.v2
+    _kill_while_writing_history(config, kv, "dst-undo")
+    assert any(_current(kv, "dst-undo", n) not in (None, v[-1]) for n, v in expected.items())
+    result = subprocess.run(check=False, args=[str(SECRETSHIFT), "-c", str(config), "rollback", "--auto-approve"],
+                            env={**os.environ, "VAULT_TOKEN": "root"}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, values in expected.items():
+        assert _current(kv, "src-undo", name) == values[-1]
+        assert _current(kv, "dst-undo", name) is None  # partial targets removed (soft-deleted)
