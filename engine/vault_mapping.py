@@ -19,10 +19,12 @@ def check_entries(entries: list[tuple[KeyPath, dict]], managers: dict) -> list[t
     found = []
     claimed: dict[tuple, str] = {}
     for base, entry in entries:
-        path = entry.get("vault_path")
+        path, where = entry.get("vault_path"), f"secrets[{base[1]}]"
         if not isinstance(path, str):
+            if isinstance(entry.get("vault_key"), str):
+                found.append((base + ("vault_key",), f"{where}.vault_key needs vault_path (the Vault "
+                              "secret the key is in)"))
             continue
-        where = f"secrets[{base[1]}]"
         vaults = _vault_managers(entry, managers)
         if not vaults:
             found.append((base + ("vault_path",), (f"{where}.vault_path needs a vault manager in "

@@ -313,3 +313,25 @@ def test_vault_path_needs_a_vault_manager_in_the_entry(moto_server, tmp_path):
     assert result.code == 1
     assert "secrets[0].vault_path needs a vault manager in `manager` or `from`" in result.err
     assert "secretshift.yaml:" in result.err
+
+
+def test_vault_path_entries_and_history_load_into_the_typed_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAULT_TOKEN", "t")
+    config = _project(tmp_path, {
+        "v": {"type": "vault", "address": "http://127.0.0.1:8200", "token": {"env": "VAULT_TOKEN"}},
+        "harness": {"type": "builtin", "path": "h.db", "key": {"file": "master.key"}}})
+    doc = yaml.safe_load(config.read_text())
+    doc["secrets"] = [{"name": "db_user", "manager": "harness", "from": "v", "vault_path": "/app/db/",
+                       "vault_key": "username"},
+                      {"name": "db", "manager": "v", "vault_path": "app/db"}]
+    doc["migrations"] = [{"from": "harness", "to": "v", "mode": "copy", "history": "all"}]
+    config.write_text(yaml.safe_dump(doc))
+    with Workspace(config) as ws:
+        placed = {p.name: (p.vault_path, p.vault_key) for p in ws.config.secrets}
+        assert placed == {"db_user": ("/app/db/", "username"), "db": ("app/db", None)}
+        assert [m.history for m in ws.config.migrations] == ["all"]
+        vault = ws.backend("v")
+        assert vault.location(SecretId(Kind.TEXT, "db_user")) == "secret/app/db#username"
+        assert vault.location(SecretId(Kind.TEXT, "db")) == "secret/app/db"
+        assert vault.location(SecretId(Kind.TEXT, "other")) == "secret/SECRET_TEXT/other"
+        assert ws.backend("harness").location(SecretId(Kind.TEXT, "db_user")).endswith("text/db_user")
