@@ -335,3 +335,20 @@ def test_vault_path_entries_and_history_load_into_the_typed_config(tmp_path, mon
         assert vault.location(SecretId(Kind.TEXT, "db")) == "secret/app/db"
         assert vault.location(SecretId(Kind.TEXT, "other")) == "secret/SECRET_TEXT/other"
         assert ws.backend("harness").location(SecretId(Kind.TEXT, "db_user")).endswith("text/db_user")
+
+
+def test_discover_walks_a_kv1_mount_too(vault, vault_env, tmp_path):
+    mount = fresh_mount(vault, 1)
+    kv1 = hvac.Client(url=vault.url, token=vault.root_token).secrets.kv.v1
+    kv1.create_or_update_secret(path="team/a/db", secret={"user": "u", "pass": CANARY}, mount_point=mount)
+    manager = {**_vault_manager(vault, mount), "kv_version": 1}
+    config = _project(tmp_path, {"old_vault": manager})
+    _seed(config, "old_vault")
+    result = _discover(config, vault_env, "old_vault")
+    doc = yaml.safe_load(result.stdout)
+    assert {e["name"]: e.get("vault_key") for e in doc["secrets"] if "vault_path" in e} == {
+        "team_a_db_pass": "pass", "team_a_db_user": "user"}
+    _merge(config, result.stdout)
+    _assert_only_noops(_plan(config, vault_env), _seeded_ids() | {("text", "team_a_db_pass"), ("text", "team_a_db_user")})
+    got = run_cli(["get", "old_vault", "team_a_db_pass"], config.parent, vault_env)
+    assert got.out == CANARY.encode()
