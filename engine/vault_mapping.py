@@ -22,8 +22,8 @@ def check_entries(entries: list[tuple[KeyPath, dict]], managers: dict) -> list[t
         path, where = entry.get("vault_path"), f"secrets[{base[1]}]"
         if not isinstance(path, str):
             if isinstance(entry.get("vault_key"), str):
-                found.append((base + ("vault_key",), f"{where}.vault_key needs vault_path (the Vault "
-                              "secret the key is in)"))
+                found.append((base + ("vault_key",), (f"{where}.vault_key needs vault_path (the Vault "
+                              "secret the key is in)")))
             continue
         vaults = _vault_managers(entry, managers)
         if not vaults:
