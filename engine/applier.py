@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from engine import travel
 from engine.backends.base import Backend
 from engine.errors import PlanError, SecretShiftError, StalePlan, VerificationFailed
 from engine.journal import Journal
@@ -97,7 +98,7 @@ def run_actions(changes, already: set[int], managers: Managers, fingerprint, jou
                 journal.step(index, "already")
                 report.done(index, "already")
             else:
-                execute(index, changes[index], managers, fingerprint, journal)
+                execute(index, changes[index], managers, fingerprint, journal, resumed=index in started)
                 report.done(index, "done")
 
     failure: BaseException | None = None
@@ -156,18 +157,21 @@ class _InOrder:
             return [Outcome(self._changes[i], self._status[i]) for i in sorted(self._status)]
 
 
-def check_current(changes, managers: Managers, fingerprint: Fingerprint) -> set[int]:
+def check_current(changes, managers: Managers, fingerprint: Fingerprint,
+                  partial: frozenset[int] = frozenset()) -> set[int]:
     """Compare what every action was planned from with what the managers hold now.
 
     Returns the indexes of actions already fully carried out (by an interrupted earlier
-    run); raises StalePlan, naming the secrets, when anything else differs.
+    run); raises StalePlan, naming the secrets, when anything else differs. `partial`
+    are actions an interrupted run left writing earlier versions (`history: all`): their
+    target may hold any of those.
     """
     found = parallel_map(lambda action: _found(action, managers, fingerprint), changes, managers.workers)
     stale, done = [], set()
     for index, (action, state) in enumerate(zip(changes, found)):
         if _is_done(action, state):
             done.add(index)
-        elif not _is_pending(action, state):
+        elif not _is_pending(action, state) and not (index in partial and state.source == action.source_fingerprint):
             stale.append(_describe_drift(action, state))
     if stale:
         shown = "; ".join(stale[:5]) + (f"; and {len(stale) - 5} more" if len(stale) > 5 else "")
@@ -234,20 +238,29 @@ def access_problems(changes, backends: Mapping[str, Backend]) -> list[Problem]:
 
 
 def execute(index: int, action: Action, managers: Managers, fingerprint: Fingerprint,
-            journal: Journal) -> None:
-    """One action, each step journaled: write and verify the target, then delete the source."""
+            journal: Journal, resumed: bool = False) -> None:
+    """One action, each step journaled: write and verify the target, then delete the source.
+
+    `resumed`: an earlier run of this apply started the action; with `history: all` the
+    target may hold part of the earlier versions it wrote, which are written again."""
     journal.step(index, "started")
     value = managers.read(action.source, action.id)
     if value is None or fingerprint(value.data) != action.source_fingerprint:
         raise StalePlan(f"stale plan: {action.id} changed in manager {action.source!r} during apply")
     current = managers.read(action.target, action.id)
     current_fp = None if current is None else fingerprint(current.data)
+    partial = resumed and action.history == "all" and current_fp != action.target_fingerprint
     if action.writes_target and current_fp != action.source_fingerprint:
-        if current_fp != action.target_fingerprint:
+        if current_fp != action.target_fingerprint and not partial:
             raise StalePlan(f"stale plan: {action.id} changed in manager {action.target!r} during apply")
-        if current is not None:  # an overwrite: keep the old value so rollback can put it back
+        if current is not None and not partial:  # an overwrite: keep the old value so rollback can put it back
             journal.step(index, "target_previous", keep=current)
+        history_note = None
+        if action.history == "all":
+            journal.step(index, "history_started")  # from here the target may hold earlier versions
+            history_note = travel.write_history(managers, action)
         managers.write(action.target, action.id, value)
+        travel.carry_metadata(managers, action, history_note)
         current = managers.read(action.target, action.id)
     if action.writes_target:
         journal.step(index, "written")

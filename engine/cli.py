@@ -32,6 +32,7 @@ typical use:
   secretshift history                  every apply and rollback: when, who, how it ended
   secretshift show plan.json --format markdown   the plan as a pull-request comment
   secretshift refs                     list pipeline references and whether they resolve
+  secretshift discover corp_vault >> secretshift.yaml   adopt what a manager already holds
 
 every command takes -c/--config PATH (default: ./secretshift.yaml), before or after its name."""
 
@@ -123,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("list", "list the kinds and names one manager holds (no values)")
     p.add_argument("manager")
     p.add_argument("--format", choices=["text", "json"], default="text")
+    p = command("discover", "print YAML placing every secret a manager holds, to paste into the config",
+                "Print a secrets: block adopting every secret MANAGER holds where it is (merged into\n"
+                "the config, it plans only no-ops), or with --migrate-to a migrations: block moving\n"
+                "them to OTHER. Names and kinds only: no value is printed. What is left out (Vault\n"
+                "paths it cannot map, AWS secrets pending deletion, names OTHER cannot hold) is listed\n"
+                "with its reason in comments at the top, and summed up on stderr.")
+    p.add_argument("manager")
+    p.add_argument("--migrate-to", metavar="OTHER", help="print a migration from MANAGER to this manager")
+    p.add_argument("--mode", choices=["move", "copy"], default="copy",
+                   help="mode of the printed migration (default copy: the source keeps its secrets)")
+    p.add_argument("--vault-keys", choices=["auto", "split", "whole"], default="auto",
+                   help="a Vault secret outside the Harness layout becomes one text secret per key "
+                        "(split, named PATH_KEY) or one JSON text secret (whole); auto: whole when "
+                        "migrating to AWS, else split")
     p = command("refs", "list every reference expression with file:line:col and whether it resolves",
                 "Scan PATHs (files or folders), or the config's references.paths, for\n"
                 '${secrets.getValue("n")}, ${configFile.getAsBase64("n")}, ${configFile.getAsString("n")}\n'
@@ -172,6 +187,12 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "list":
         sys.stdout.write(commands.list_secrets(cfg, args.manager, args.format))
+        return 0
+    if args.command == "discover":
+        text, summary = commands.discover(cfg, args.manager, args.migrate_to, args.mode, args.vault_keys)
+        sys.stdout.write(text)
+        if not args.quiet:
+            print(summary, file=sys.stderr)
         return 0
     if args.command == "refs":
         text, code = commands.refs(cfg, args.paths, args.format)

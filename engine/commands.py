@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine import discover as discover_mod
 from engine import execution
 from engine import history as history_mod
 from engine import references as refs_mod
@@ -153,6 +154,16 @@ def list_secrets(config_path, manager: str, fmt: str = "text") -> str:
         items = [{"kind": s.kind.value, "name": s.name} for s in ids]
         return json.dumps({"manager": manager, "secrets": items}, indent=2, ensure_ascii=False) + "\n"
     return "".join(f"{s.kind.value:<4}  {s.name}\n" for s in ids)
+
+
+# --- discover ---------------------------------------------------------------------
+
+def discover(config_path, manager: str, migrate_to: str | None = None, mode: str = "copy",
+             vault_keys: str = "auto") -> tuple[str, str]:
+    """YAML placing what `manager` holds (a secrets: block, or with `migrate_to` a
+    migrations: block), and a one-line summary of what was found and skipped."""
+    with Workspace(config_path) as ws:
+        return discover_mod.discover(ws, manager, migrate_to, mode, vault_keys)
 
 
 # --- references -------------------------------------------------------------------

@@ -54,6 +54,8 @@ class SecretPlacement:
     line: int | None = None
     soft_deleted: str = "skip"  # skip | fail: a source copy kept only soft-deleted
     rename: tuple[tuple[str, str], ...] = ()  # (manager id, physical name) pairs
+    vault_path: str | None = None  # in a Vault it names: this path (not the Harness layout)
+    vault_key: str | None = None  # ...and this one key of it (None: the whole secret as JSON)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Migration:
     exclude: tuple[str, ...] = ()
     line: int | None = None
     soft_deleted: str = "skip"
+    history: str = "current"  # all: carry every readable earlier version too, oldest first
 
 
 @dataclass(frozen=True)
@@ -477,6 +480,7 @@ def _build(path: Path, data: dict, marks: schema.Marks,
             name=entry["name"], kind=Kind(entry.get("kind", "text")), manager=entry["manager"],
             source=entry.get("from"), mode=entry.get("mode", "move"), line=_line(marks, ("secrets", i)),
             soft_deleted=entry.get("soft_deleted", "skip"), rename=tuple((entry.get("rename") or {}).items()),
+            vault_path=entry.get("vault_path"), vault_key=entry.get("vault_key"),
         )
         for i, entry in enumerate(data.get("secrets") or [])
     )
@@ -486,6 +490,7 @@ def _build(path: Path, data: dict, marks: schema.Marks,
             kinds=tuple(Kind(k) for k in entry.get("kinds", ("text", "file"))),
             include=tuple(entry.get("include", ("*",))), exclude=tuple(entry.get("exclude", ())),
             line=_line(marks, ("migrations", i)), soft_deleted=entry.get("soft_deleted", "skip"),
+            history=entry.get("history", "current"),
         )
         for i, entry in enumerate(data.get("migrations") or [])
     )

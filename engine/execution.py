@@ -34,6 +34,7 @@ from engine.render import RENDERERS
 from engine.render.text import action_line
 from engine.rollback import Undo, plan_rollback, run_rollback
 from engine.state import recorded_apply, recorded_rollback
+from engine.travel import history_in_progress
 from engine.workspace import Workspace
 
 EXIT_OK, EXIT_ERROR = 0, 1
@@ -164,7 +165,7 @@ def _resume(ws: Workspace, state: JournalState, plan_file: str | None, auto_appr
     backends = ws.backends()
     managers = Managers(backends)
     try:
-        already = check_current(changes, managers, ws.fingerprint)
+        already = check_current(changes, managers, ws.fingerprint, partial=history_in_progress(state))
     except StalePlan as stale:
         raise StalePlan(f"cannot resume apply {state.apply_id}: {stale}; undo it with `secretshift rollback`") from None
     preflight(changes, backends)

@@ -237,4 +237,4 @@ def latest(folder: Path) -> JournalState | None:
 
 def changed_anything(state: JournalState) -> bool:
     """True when the apply wrote a target or deleted a source."""
-    return any({"written", "source_value"} & set(record.steps) for record in state.actions.values())
+    return any({"written", "source_value", "history_started"} & set(record.steps) for record in state.actions.values())

@@ -55,6 +55,7 @@ class Action:
     delete_source: bool = False
     references: int = 0
     reference_sites: tuple[str, ...] = ()  # "file:line:col" of each reference, in file order
+    history: str = "current"  # "all": earlier versions are written before the current value
 
     @property
     def is_change(self) -> bool:
@@ -81,6 +82,7 @@ class Action:
             "delete_source": self.delete_source,
             "references": self.references,
             "reference_sites": list(self.reference_sites),
+            **({"history": self.history} if self.history != "current" else {}),
         }
 
     @classmethod
@@ -98,6 +100,7 @@ class Action:
             delete_source=bool(data.get("delete_source", False)),
             references=int(data.get("references", 0)),
             reference_sites=tuple(data.get("reference_sites", ())),
+            history=data.get("history", "current"),
         )
 
 

@@ -42,6 +42,7 @@ class Placement:
     target: str
     mode: str
     origin: str  # "secrets entry at line 12" / "migration harness -> vault at line 20"
+    history: str = "current"
 
 
 def make_plan(
@@ -219,7 +220,8 @@ def _migration_placement(secret: SecretId, claimed: list, inventory: Inventory):
             f"{secret} has different values in {', '.join(s for _, s in claimed)}, all migrated to the same manager",
         )
     first, *others = claimed
-    as_placement = lambda m: Placement(secret, m.source, m.target, m.mode, f"migration at line {m.line}")  # noqa: E731
+    as_placement = lambda m: Placement(secret, m.source, m.target, m.mode, f"migration at line {m.line}",  # noqa: E731
+                                       m.history)
     return as_placement(first[0]), [as_placement(m) for m, _ in others], None
 
 
@@ -234,6 +236,7 @@ def _decide(placement: Placement, config: Config, inventory: Inventory, rules: M
         id=secret, source=placement.source, target=target, target_location=location,
         target_fingerprint=target_entry.fingerprint if target_entry else None,
         source_location=source_entry.location if source_entry else None,
+        history=placement.history,
     )
     if source_entry is None:  # already in place, nothing elsewhere
         return Action("noop", source_fingerprint=target_entry.fingerprint, **base), []

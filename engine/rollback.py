@@ -45,7 +45,7 @@ def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
     undos, problems = [], []
     for index in sorted(state.actions, reverse=True):
         record = state.actions[index]
-        if not {"written", "source_value"} & set(record.steps):
+        if not {"written", "source_value", "history_started"} & set(record.steps):
             continue  # this action never changed anything
         undo = _undo(index, changes[index], record, journal, backends, fingerprint, problems)
         if undo is not None and undo.needed:
@@ -70,9 +70,13 @@ def _undo(index, action, record, journal, backends, fingerprint, problems) -> Un
     elif action.delete_source and source_fp != action.source_fingerprint:
         problems.append(f"{action.id} changed in manager {action.source!r} since the apply")
         return None
-    if "written" in record.steps:
+    # interrupted while writing earlier versions (history: all): the target holds one of them
+    partial = "history_started" in record.steps and "written" not in record.steps
+    ours = False
+    if "written" in record.steps or partial:
         undone_fp = fingerprint(previous.data) if previous is not None else None
-        if target_fp == action.source_fingerprint:
+        ours = target_fp == action.source_fingerprint or (partial and target_fp != undone_fp)
+        if ours:
             remove_target = previous is None
         elif target_fp != undone_fp:
             problems.append(f"{action.id} changed in manager {action.target!r} since the apply")
@@ -82,7 +86,7 @@ def _undo(index, action, record, journal, backends, fingerprint, problems) -> Un
     return Undo(
         index, action,
         restore_source=journal.unseal(index, "source_value", record.sealed["source_value"]) if restore_source else None,
-        restore_target=previous if "written" in record.steps and target_fp == action.source_fingerprint else None,
+        restore_target=previous if ours else None,
         remove_target=remove_target,
     )
 

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
+from engine import vault_mapping
 from engine.backends.base import common_name_problem
 from engine.backends.naming import name_map_problems
 from engine.errors import ConfigProblem
@@ -270,6 +271,7 @@ def check_semantics(data: Any, marks: Marks, file: str) -> list[ConfigProblem]:
     found += _check_migrations(_items(data, "migrations"), list(managers))
     found += _check_policy_managers(data.get("policy"), list(managers))
     found += naming_checks(managers, _items(data, "secrets"))
+    found += vault_mapping.check_entries(_items(data, "secrets"), managers)
     return [problem(file, marks.value(path), message) for path, message in found]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine import crypto
+from engine import crypto, vault_mapping
 from engine.backends import backend_class
 from engine.backends.base import Backend
 from engine.config import Config, load_config
@@ -55,7 +55,11 @@ class Workspace:
             raise UsageError(f"unknown manager {manager_id!r} in {self.config.path.name} (defined: {known})")
         if manager_id not in self._backends:
             manager = self.config.managers[manager_id]
-            self._backends[manager_id] = backend_class(manager.type).from_settings(manager_id, manager.settings)
+            settings = dict(manager.settings)
+            mapped = vault_mapping.mapped_for(self.config.secrets, manager_id, self.config.managers)
+            if mapped:
+                settings["mapped"] = mapped
+            self._backends[manager_id] = backend_class(manager.type).from_settings(manager_id, settings)
         return self._backends[manager_id]
 
     def backends(self) -> dict[str, Backend]:

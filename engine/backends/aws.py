@@ -39,8 +39,11 @@ import boto3
 import botocore.exceptions as bce
 from botocore.config import Config
 
+from engine.backends import metadata as metadata_mod
 from engine.backends.base import Backend, checked_url, common_name_problem
 from engine.backends.naming import NameMap
+from engine.backends.metadata import SecretMetadata
+from engine.backends.versions import History, aws_history
 from engine.errors import (
     BackendError,
     DecryptError,
@@ -329,6 +332,43 @@ class AwsSecretsManagerBackend(Backend):
         `list_ids`), e.g. `team/db`; for discovery to report what it skipped."""
         names = {e["Name"] for e in self._entries() if not e.get("DeletedDate")}
         return sorted(n for n in names if self._secret_id(n) is None)
+
+    def read_history(self, secret: SecretId) -> History:
+        """The versions before AWSCURRENT, oldest first, each read by VersionId."""
+        return aws_history(self, secret)
+
+    def read_metadata(self, secret: SecretId) -> SecretMetadata:
+        """Description and user tags (DescribeSecret); the format marker tag if any."""
+        where = self.location(secret)
+        reply = self._request("describe", where, "describe_secret", handle=("ResourceNotFoundException",),
+                              SecretId=where)
+        if isinstance(reply, _Refusal):
+            return SecretMetadata()
+        return metadata_mod.from_aws(reply.get("Description"), reply.get("Tags"))
+
+    def write_metadata(self, secret: SecretId, metadata: SecretMetadata) -> None:
+        """Set the Description and add the user tags (and format marker) AWS accepts;
+        secretshift's own tags stay."""
+        self._refuse_if_read_only(secret, "write the metadata of")
+        where = self.location(secret)
+        current = self._request("describe", where, "describe_secret", SecretId=where)
+        if metadata.description and current.get("Description") != metadata.description:
+            self._request("write the description of", where, "update_secret", SecretId=where,
+                          Description=metadata.description[:2048])
+        have = {t["Key"]: t["Value"] for t in current.get("Tags") or []}
+        tags = [t for t in metadata_mod.to_aws_tags(metadata, metadata_mod.AWS_MAX_TAGS - len(have))
+                if have.get(t["Key"]) != t["Value"]]
+        if tags:
+            self._request("tag", where, "tag_resource", SecretId=where, Tags=tags)
+
+    def listed_metadata(self) -> dict[SecretId, SecretMetadata]:
+        """Description, tags and markers of every listed secret (from ListSecrets alone)."""
+        found = {}
+        for entry in self._entries():
+            secret = self._secret_id(entry["Name"])
+            if secret is not None and not entry.get("DeletedDate"):
+                found[secret] = metadata_mod.from_aws(entry.get("Description"), entry.get("Tags"))
+        return found
 
     def check_access(self, writes: Iterable[SecretId], deletes: Iterable[SecretId]) -> None:
         """Preflight: read_only, reachability and credentials, and free target names.

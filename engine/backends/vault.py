@@ -31,9 +31,13 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from engine.backends import vault_keys
 from engine.backends.base import Backend, checked_url, common_name_problem
 from engine.backends.naming import IDENTITY, NameMap
+from engine.backends.metadata import SecretMetadata
 from engine.backends.retry import RetryPolicy, with_retries
+from engine.backends.vault_keys import VaultPaths, mapped_secrets
+from engine.backends.versions import History, vault_history
 from engine.errors import (
     BackendError,
     ManagerUnreachable,
@@ -90,7 +94,7 @@ class VaultBackend(Backend):
                  kv_version: str | int = "auto", ca_cert: Path | str | None = None,
                  read_only: bool = False, file_encoding: str = "base64",
                  max_value_bytes: int | None = None, timeout: float = 30.0, parallelism: int = 16,
-                 retries: int = RetryPolicy.attempts - 1):
+                 retries: int = RetryPolicy.attempts - 1, mapped: Iterable[dict] = ()):
         super().__init__(manager_id, read_only, parallelism)
         self.address = checked_url(manager_id, "address", address)
         self.secret_engine = _clean_path(manager_id, "secret_engine", secret_engine)
@@ -108,13 +112,14 @@ class VaultBackend(Backend):
                                     timeout, parallelism)
         self._layout: MountLayout | None = None
         self._layout_lock = threading.Lock()
+        self.paths = VaultPaths(self, mapped_secrets(mapped))  # secrets outside the Harness layout
 
     @classmethod
     def from_settings(cls, manager_id: str, settings: Mapping[str, Any]) -> VaultBackend:
         """Build from validated settings (see the config reference for each key)."""
         known = ("address", "token", "secret_engine", "base_path", "namespace", "kv_version",
                  "ca_cert", "read_only", "file_encoding", "max_value_bytes", "timeout",
-                 "parallelism", "retries")
+                 "parallelism", "retries", "mapped")
         backend = cls(manager_id, **{k: settings[k] for k in known if settings.get(k) is not None})
         backend.names = NameMap.from_settings(settings)
         return backend
@@ -130,7 +135,10 @@ class VaultBackend(Backend):
         return {("vault", host, port, self.namespace or "", folder) for host in _addresses(parts.hostname, port)}
 
     def location(self, secret: SecretId) -> str:
-        """The logical path `<engine>/<base_path>/<FOLDER>/<name>` (never `data/`)."""
+        """The logical path `<engine>/<base_path>/<FOLDER>/<name>` (never `data/`);
+        a secret mapped with `vault_path` is at `<engine>/<base_path>/<path>[#<key>]`."""
+        if secret in self.paths:
+            return self.paths.location(secret)
         return _join(self.secret_engine, self.base_path, FOLDERS[secret.kind], self.names.physical(secret))
 
     def list_ids(self) -> list[SecretId]:
@@ -151,10 +159,12 @@ class VaultBackend(Backend):
                 continue
             keys = ((reply.get("data") or {}).get("keys")) or []
             ids += [self.names.identity(kind, k) for k in keys if isinstance(k, str) and not k.endswith("/")]
-        return sorted(i for i in ids if i is not None)
+        return sorted({i for i in ids if i is not None} - set(self.paths.mapped_ids()) | set(self.paths.list_ids()))
 
     def read(self, secret: SecretId) -> SecretValue | None:
         """The current value; None when missing or (KV v2) its current version is deleted."""
+        if secret in self.paths:
+            return self.paths.read(secret)
         layout, where = self.layout(), self.location(secret)
         if layout.version == 2:
             reply = self._call("read", where, self._client.secrets.kv.v2.read_secret_version,
@@ -212,6 +222,8 @@ class VaultBackend(Backend):
     def write(self, secret: SecretId, value: SecretValue) -> None:
         """Create the secret or add a version (KV v2); KV v1 replaces it in place."""
         self._refuse_if_read_only(secret, "write")
+        if secret in self.paths:
+            return self.paths.write(secret, value)
         layout, where = self.layout(), self.location(secret)
         data = self._encode(secret, value)
         if layout.version == 2:
@@ -233,6 +245,8 @@ class VaultBackend(Backend):
         KV v1 has no versions: the DELETE is permanent there, not recoverable.
         """
         self._refuse_if_read_only(secret, "delete")
+        if secret in self.paths:
+            return self.paths.delete(secret)
         layout, where = self.layout(), self.location(secret)
         if layout.version == 2:
             self._call("delete", where, self._client.secrets.kv.v2.delete_latest_version_of_secret,
@@ -246,6 +260,8 @@ class VaultBackend(Backend):
         again as the same version, history intact). False on KV v1, or when the current
         version is not soft-deleted (destroyed, or never deleted)."""
         self._refuse_if_read_only(secret, "restore")
+        if secret in self.paths:
+            return self.paths.restore(secret)
         layout, where = self.layout(), self.location(secret)
         if layout.version != 2:
             return False
@@ -260,6 +276,19 @@ class VaultBackend(Backend):
         self._call("undelete", where, self._client.secrets.kv.v2.undelete_secret_versions,
                    path=layout.inner(secret), versions=[current], mount_point=layout.mount)
         return True
+
+    def read_history(self, secret: SecretId) -> History:
+        """The readable KV v2 versions before the current one, oldest first."""
+        return vault_history(self, secret)
+
+    def read_metadata(self, secret: SecretId) -> SecretMetadata:
+        """KV v2 custom_metadata as description and tags (KV v1 has none)."""
+        return vault_keys.read_metadata(self, secret)
+
+    def write_metadata(self, secret: SecretId, metadata: SecretMetadata) -> None:
+        """Merge description and tags into the KV v2 custom_metadata (nothing on KV v1)."""
+        self._refuse_if_read_only(secret, "write the metadata of")
+        vault_keys.write_metadata(self, secret, metadata)
 
     def check_access(self, writes: Iterable[SecretId], deletes: Iterable[SecretId]) -> None:
         """Ask Vault (sys/capabilities-self, batched) whether every write/delete is allowed.
@@ -281,10 +310,13 @@ class VaultBackend(Backend):
         if self.read_only:
             self._refuse_if_read_only(planned[0][0], planned[0][1])
         layout = self.layout()
-        granted = self._capabilities(list(dict.fromkeys(layout.data_path(s) for s, _ in planned)))
+        def data_path(s: SecretId) -> str:
+            return self.paths.data_path(s) if s in self.paths else layout.data_path(s)
+
+        granted = self._capabilities(list(dict.fromkeys(data_path(s) for s, _ in planned)))
         refused = []
         for secret, operation in planned:
-            path = layout.data_path(secret)
+            path = data_path(secret)
             missing = _missing_capability(granted.get(path, ["deny"]), operation)
             if missing:
                 refused.append((secret, f"the token may not {operation} {secret}: "

@@ -1,0 +1,239 @@
+"""`secretshift discover`: what one manager holds, as YAML to paste into secretshift.yaml.
+
+Discovery lists the manager (names and kinds only). Vault mounts are also walked under
+base_path for secrets outside the Harness layout (`app/db` with keys username and
+password): those are read once to learn their keys, and the values are dropped at once.
+Nothing else is read, and no value is ever printed.
+
+Without a target the YAML is a `secrets:` block adopting every secret where it is (mode
+copy, so it never deletes a copy another manager holds); merged into the config it plans
+only no-ops. With a target it is a `migrations:` block (plus `secrets:` entries for what
+a migration cannot address by name: Vault secrets outside the Harness layout). Whatever
+is left out is listed with its reason, as YAML comments at the top.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from engine.backends.base import Backend, common_name_problem
+from engine.backends.vault_keys import WHOLE_SECRET_FORMAT
+from engine.errors import UsageError
+from engine.model import Kind, SecretId
+from engine.workspace import Workspace
+
+VAULT_LAYOUT_FOLDERS = ("SECRET_TEXT/", "CONFIG_FILE/")
+UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+@dataclass(frozen=True)
+class Found:
+    """One secret discovered; `vault_path`/`vault_key` when it is outside the Harness layout."""
+
+    id: SecretId
+    vault_path: str | None = None
+    vault_key: str | None = None
+
+
+@dataclass
+class Discovery:
+    """What a manager holds that secretshift can place, and what it left out and why."""
+
+    manager: str
+    found: list[Found] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+
+
+def discover(ws: Workspace, manager_id: str, migrate_to: str | None = None,
+             mode: str = "copy", vault_keys: str = "auto") -> tuple[str, str]:
+    """The YAML to paste, and a one-line summary for stderr.
+
+    `vault_keys` says what a Vault secret outside the Harness layout becomes: `split`
+    (one text secret per key), `whole` (one JSON text secret), or `auto`: whole when
+    migrating to AWS (one JSON SecretString), split otherwise."""
+    backend = ws.backend(manager_id)
+    target = ws.backend(migrate_to) if migrate_to else None
+    if migrate_to == manager_id:
+        raise UsageError("--migrate-to must name another manager than the one discovered")
+    discovery = Discovery(manager_id)
+    if vault_keys == "auto":
+        vault_keys = "whole" if target is not None and target.type_name == "aws_secrets_manager" else "split"
+    if backend.type_name == "vault":
+        _discover_vault(backend, discovery, vault_keys)
+    else:
+        discovery.found = [Found(s) for s in backend.list_ids()]
+    if backend.type_name == "aws_secrets_manager":
+        _aws_skips(backend, discovery)
+        if target is not None and target.type_name == "vault":
+            _aws_json_objects_to_vault_paths(backend, discovery)
+    _skip_already_placed(ws, discovery)
+    if target is None:
+        text = _secrets_yaml(discovery)
+    else:
+        text = _migration_yaml(discovery, migrate_to, target, mode)
+    summary = (f"discover: {len(discovery.found)} secret(s) in manager {manager_id!r}, "
+               f"{len(discovery.skipped)} skipped" + (" (reasons in the comments at the top of the output)"
+                                                       if discovery.skipped else ""))
+    return text, summary
+
+
+# --------------------------------------------------------------------------- per manager type
+
+def _discover_vault(backend, discovery: Discovery, vault_keys: str) -> None:
+    """Harness-layout secrets by listing, then every other path under base_path by key."""
+    layout_ids = set(backend.list_ids())
+    discovery.found = [Found(s) for s in sorted(layout_ids)]
+    taken = {s.name for s in layout_ids if s.kind is Kind.TEXT}
+    mapped = backend.paths.mapped_paths()  # already addressed by the config's secrets entries
+    for path in backend.paths.walk():
+        where = "/".join(p for p in (backend.secret_engine, backend.base_path, path) if p)
+        if path in mapped:
+            continue
+        if path.startswith(VAULT_LAYOUT_FOLDERS):
+            if "/" in path.split("/", 1)[1]:
+                discovery.skipped.append((where, ("a sub-folder of the Harness layout; secret names "
+                                                 "cannot hold '/'")))
+            continue
+        data, _ = backend.paths.read_data(path)
+        if data is None:
+            discovery.skipped.append((where, "its current version is deleted or destroyed"))
+            continue
+        if not data:
+            discovery.skipped.append((where, "it holds no keys"))
+            continue
+        for found, problem in _vault_secrets(path, data, vault_keys):
+            if problem is None and found.id.name in taken:
+                problem = f"the name {found.id.name!r} is already taken by another secret of this manager"
+            if problem is not None:
+                key = f"#{found.vault_key}" if found.vault_key else ""
+                discovery.skipped.append((where + key, problem))
+                continue
+            taken.add(found.id.name)
+            discovery.found.append(found)
+        del data  # values are not kept beyond learning the keys
+
+
+def _vault_secrets(path: str, data: dict, vault_keys: str):
+    """(Found, problem or None) for one Vault secret outside the layout."""
+    base = UNSAFE_NAME_CHARS.sub("_", path.strip("/").replace("/", "_"))
+    if vault_keys == "whole":
+        found = Found(SecretId(Kind.TEXT, base), path, None)
+        return [(found, common_name_problem(base))]
+    result = []
+    for key in sorted(data):
+        name = base if list(data) == ["value"] else f"{base}_{UNSAFE_NAME_CHARS.sub('_', key)}"
+        found = Found(SecretId(Kind.TEXT, name), path, key)
+        problem = common_name_problem(name)
+        if problem is None and not isinstance(data[key], str):
+            problem = (f"the key holds a {_json_type(data[key])}, not a string; "
+                       "`--vault-keys whole` carries the whole secret as one JSON text")
+        result.append((found, problem))
+    return result
+
+
+def _aws_skips(backend, discovery: Discovery) -> None:
+    """AWS names outside secretshift's layout, and secrets in their recovery window."""
+    for name in backend.unmapped_names():
+        discovery.skipped.append((name, ("not in secretshift's layout under the prefix (text secrets "
+                                        "are <prefix>NAME, files <prefix>files/NAME, no other '/')")))
+    for secret, date in backend.scheduled_for_deletion().items():
+        when = f" on {date:%Y-%m-%d}" if hasattr(date, "strftime") else ""
+        discovery.skipped.append((backend.location(secret), (f"scheduled for deletion{when}; restore it "
+                                  "(aws secretsmanager restore-secret) to adopt it")))
+
+
+def _aws_json_objects_to_vault_paths(backend, discovery: Discovery) -> None:
+    """AWS JSON texts secretshift wrote from a whole multi-key Vault secret (tagged
+    vault-json-object) go back to a Vault path as that multi-key secret."""
+    metadata = backend.listed_metadata()
+    discovery.found = [
+        Found(f.id, metadata[f.id].vault_path or f.id.name) if f.id in metadata
+        and metadata[f.id].format == WHOLE_SECRET_FORMAT else f
+        for f in discovery.found
+    ]
+
+
+def _skip_already_placed(ws: Workspace, discovery: Discovery) -> None:
+    """Secrets the config already places: repeating them would be a duplicate entry."""
+    placed = {SecretId(p.kind, p.name): p.line for p in ws.config.secrets}
+    kept = []
+    for found in discovery.found:
+        if found.id in placed:
+            discovery.skipped.append((str(found.id), (f"already placed by secrets entry at line {placed[found.id]} "
+                                                     f"of {ws.config.path.name}")))
+        else:
+            kept.append(found)
+    discovery.found = kept
+
+
+# --------------------------------------------------------------------------- YAML
+
+def _secrets_yaml(discovery: Discovery) -> str:
+    entries = [_entry(f, manager=discovery.manager, mode="copy") for f in discovery.found]
+    header = [f"secretshift discover {discovery.manager}: {len(entries)} secret(s), adopted where they are",
+              "(mode copy: adopting a secret never deletes a copy another manager holds)"]
+    return _document(header, discovery.skipped, {"secrets": entries})
+
+
+def _migration_yaml(discovery: Discovery, target_id: str, target: Backend, mode: str) -> str:
+    skipped = list(discovery.skipped)
+    movable, excluded = [], []
+    for found in discovery.found:
+        problem = target.name_problem(found.id)
+        if problem:
+            skipped.append((str(found.id), f"manager {target_id!r} cannot hold this name: {problem}"))
+            if found.vault_path is None:
+                excluded.append(found.id.name)
+            continue
+        movable.append(found)
+    in_layout = [f for f in movable if f.vault_path is None]
+    document: dict = {}
+    if in_layout:
+        kinds = sorted({f.id.kind.value for f in in_layout})
+        document["migrations"] = [{"from": discovery.manager, "to": target_id, "mode": mode, "kinds": kinds,
+                                   "include": ["*"], "exclude": sorted(set(map(_glob_literal, excluded)))}]
+    mapped = [f for f in movable if f.vault_path is not None]
+    if mapped:
+        document["secrets"] = [_entry(f, manager=target_id, source=discovery.manager, mode=mode) for f in mapped]
+    header = [(f"secretshift discover {discovery.manager} --migrate-to {target_id}: {len(movable)} secret(s), "
+              f"mode {mode}")]
+    return _document(header, skipped, document or {"migrations": []})
+
+
+def _entry(found: Found, manager: str, mode: str, source: str | None = None) -> dict:
+    entry = {"name": found.id.name, "kind": found.id.kind.value, "manager": manager}
+    if source:
+        entry["from"] = source
+    entry["mode"] = mode
+    if found.vault_path is not None:
+        entry["vault_path"] = found.vault_path
+        if found.vault_key is not None:
+            entry["vault_key"] = found.vault_key
+    return entry
+
+
+def _document(header: list[str], skipped: list[tuple[str, str]], body: dict) -> str:
+    lines = [f"# {line}" for line in header]
+    if skipped:
+        lines.append(f"# skipped {len(skipped)}:")
+        lines += [f"#   {_one_line(what)}: {_one_line(why)}" for what, why in skipped]
+    text = yaml.safe_dump(body, sort_keys=False, allow_unicode=True, default_flow_style=False, width=1000)
+    return "\n".join(lines) + "\n" + text
+
+
+def _one_line(text: str) -> str:
+    """Safe inside a YAML comment: no line breaks."""
+    return " ".join(str(text).split()) or repr(text)
+
+
+def _glob_literal(name: str) -> str:
+    """A migration glob that matches exactly `name` (fnmatch: `[`, `*`, `?` escaped)."""
+    return re.sub(r"([\[\]*?])", r"[\1]", name)
+
+
+def _json_type(value: object) -> str:
+    return {bool: "boolean", int: "number", float: "number", dict: "object", list: "list"}.get(
+        type(value), "null" if value is None else type(value).__name__)
