@@ -29,10 +29,10 @@ import hvac
 import hvac.exceptions as hv
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from engine.backends.base import Backend, checked_url, common_name_problem
 from engine.backends.retry import RetryPolicy, with_retries
+from engine.backends.transport import PooledSession
 from engine.errors import (
     BackendError,
     ManagerUnreachable,
@@ -475,14 +475,12 @@ def _vault_says(err: Exception) -> str:
 
 
 def _make_client(manager_id, address, token, namespace, ca_cert, timeout, parallelism) -> hvac.Client:
-    """One client, one session, a pool as large as the reads we run in parallel."""
+    """One client, one session, a pool as large as the reads we run in parallel; requests
+    to the Vault go straight to that pool (transport.py)."""
     token_text = token.text() if isinstance(token, SecretValue) else token
     if not isinstance(token_text, str) or not token_text.strip():
         raise BackendError(manager_id, "the Vault token is empty")
-    session = requests.Session()
-    pool = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, int(parallelism)))
-    session.mount("https://", pool)
-    session.mount("http://", pool)
+    session = PooledSession(address, pool_maxsize=parallelism)
     # The environment (proxies, no_proxy, CA bundle, ~/.netrc) is read once, here: with
     # trust_env on, requests re-reads it on every request, a quarter of its CPU per call.
     session.proxies.update(requests.utils.get_environ_proxies(address))
