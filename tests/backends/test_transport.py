@@ -7,12 +7,12 @@ import threading
 
 import pytest
 import requests
+from vaultsim import VaultServer
 
 from engine.backends.transport import PooledSession
 from engine.backends.vault import VaultBackend
 from engine.errors import TransientError
 from engine.model import Kind, SecretId, SecretValue
-from vaultsim import VaultServer
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_the_direct_path_sends_what_requests_would(server):
     class Recorder(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_POST(self):  # noqa: N802 - http.server's naming
+        def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             seen.append((self.command, self.path, dict(self.headers), body))
             self.send_response(200)
@@ -88,7 +88,7 @@ def test_cookies_a_server_sets_are_sent_back_as_requests_would():
     class Sticky(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self):  # noqa: N802 - http.server's naming
+        def do_GET(self):
             cookies.append(self.headers.get("Cookie"))
             self.send_response(200)
             self.send_header("Set-Cookie", "lb=node-2; Path=/")
