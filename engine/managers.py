@@ -47,6 +47,14 @@ class Managers:
         with self._slots[manager]:
             self.backends[manager].write(secret, value)
 
+    def read_versioned(self, manager: str, secret: SecretId) -> tuple[SecretValue | None, object | None]:
+        with self._slots[manager]:
+            return self.backends[manager].read_versioned(secret)
+
+    def write_if_version(self, manager: str, secret: SecretId, value: SecretValue, version: object) -> bool:
+        with self._slots[manager]:
+            return self.backends[manager].write_if_version(secret, value, version)
+
     def delete(self, manager: str, secret: SecretId) -> None:
         with self._slots[manager]:
             self.backends[manager].delete(secret)

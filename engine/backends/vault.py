@@ -169,17 +169,52 @@ class VaultBackend(Backend):
         layout, where = self.layout(), self.location(secret)
         data = self._encode(secret, value)
         if layout.version == 2:
-            reply = self._call("write", where, self._client.secrets.kv.v2.create_or_update_secret,
-                               path=layout.inner(secret), secret=data, mount_point=layout.mount)
-            self._found(reply, "write", where)
-            if not isinstance(reply, dict):  # 204: Vault took a v2 write as a v1 key
-                raise BackendError(self.manager_id, "Vault answered a KV v2 write like a KV v1 "
-                                   "mount; set kv_version: 1 (or auto) for this manager", where)
+            self._write_v2(secret, layout, data)
         else:  # POST: hvac would otherwise read first, which write-only tokens cannot
             reply = self._call("write", where, self._client.secrets.kv.v1.create_or_update_secret,
                                path=layout.inner(secret), secret=data, method="POST",
                                mount_point=layout.mount)
             self._found(reply, "write", where)
+
+    def read_versioned(self, secret: SecretId) -> tuple[SecretValue | None, object | None]:
+        """KV v2: the value and its version number (0: no version; a soft-deleted current
+        version gives None and its number), for `write_if_version`. KV v1: no version."""
+        layout, where = self.layout(), self.location(secret)
+        if layout.version != 2:
+            return self.read(secret), None
+        reply = self._call("read", where, self._client.secrets.kv.v2.read_secret_version,
+                           path=layout.inner(secret), mount_point=layout.mount,
+                           raise_on_deleted_version=False)  # deleted -> the 404 envelope, with its version
+        if reply is _MISSING:
+            return None, 0
+        data = reply.get("data") or {}
+        version = (data.get("metadata") or {}).get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            version = None
+        if data.get("data") is None:
+            return None, version
+        return self._decode(secret, data.get("data")), version
+
+    def write_if_version(self, secret: SecretId, value: SecretValue, version: object) -> bool:
+        """KV v2 check-and-set: write only if the current version is still `version`."""
+        self._refuse_if_read_only(secret, "write")
+        layout = self.layout()
+        try:
+            self._write_v2(secret, layout, self._encode(secret, value), cas=version)
+        except BackendError as err:
+            if "check-and-set parameter did not match" in err.detail:
+                return False
+            raise
+        return True
+
+    def _write_v2(self, secret: SecretId, layout: MountLayout, data: dict, cas: object = None) -> None:
+        where = self.location(secret)
+        reply = self._call("write", where, self._client.secrets.kv.v2.create_or_update_secret,
+                           path=layout.inner(secret), secret=data, cas=cas, mount_point=layout.mount)
+        self._found(reply, "write", where)
+        if not isinstance(reply, dict):  # 204: Vault took a v2 write as a v1 key
+            raise BackendError(self.manager_id, "Vault answered a KV v2 write like a KV v1 "
+                               "mount; set kv_version: 1 (or auto) for this manager", where)
 
     def delete(self, secret: SecretId) -> None:
         """KV v2: soft-delete the current version (undelete recovers it).
