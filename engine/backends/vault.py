@@ -31,12 +31,13 @@ import requests
 import urllib3
 
 from engine.backends.base import Backend, checked_url, common_name_problem
-from engine.backends.retry import RetryPolicy, with_retries
+from engine.backends.retry import AdaptiveLimit, RetryPolicy, with_retries
 from engine.backends.transport import PooledSession
 from engine.errors import (
     BackendError,
     ManagerUnreachable,
     PermissionDenied,
+    RateLimited,
     ReadOnlyManager,
     TransientError,
     ValueTooLarge,
@@ -101,6 +102,7 @@ class VaultBackend(Backend):
         self.file_encoding = file_encoding
         self.max_value_bytes = max_value_bytes or DEFAULT_MAX_VALUE_BYTES
         self.retry = RetryPolicy(attempts=1 + max(0, int(retries)))
+        self.limit = AdaptiveLimit(self.parallelism)  # fewer requests at once after a 429
         self.namespace = (namespace or "").strip("/")
         self._client = _make_client(manager_id, self.address, token, namespace, ca_cert,
                                     timeout, parallelism)
@@ -422,7 +424,8 @@ class VaultBackend(Backend):
     def _call(self, action: str, where: str, request: Callable[..., Any], *args, **kwargs) -> Any:
         """Run one hvac request, retrying transient failures (429, sealed, 5xx, dropped
         connections) with backoff; a plain 404 gives `_MISSING`, every failure an engine error."""
-        return with_retries(lambda: self._call_once(action, where, request, *args, **kwargs), self.retry)
+        return with_retries(lambda: self._call_once(action, where, request, *args, **kwargs), self.retry,
+                            limit=self.limit)
 
     def _call_once(self, action: str, where: str, request: Callable[..., Any], *args, **kwargs) -> Any:
         try:
@@ -469,7 +472,7 @@ def _classify(err: Exception, address: str) -> tuple[type[BackendError], str]:
             return PermissionDenied, "Vault says invalid token (the token is expired, revoked or wrong)"
         return PermissionDenied, "permission denied by the token's policies"
     if isinstance(err, hv.RateLimitExceeded):
-        return TransientError, "rate limited by Vault (429), retry later"
+        return RateLimited, "rate limited by Vault (429), retry later"
     if isinstance(err, hv.VaultDown) and "sealed" in says:
         return TransientError, "Vault is sealed"
     if "value being too large" in says or "error parsing JSON" in says:
