@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from engine.backends.base import Backend
 from engine.errors import PlanError, SecretShiftError, StalePlan, VerificationFailed
 from engine.held import DEFAULT_BUDGET, Held, HeldValues
 from engine.journal import Journal
-from engine.managers import Managers, parallel_map
+from engine.managers import Managers, parallel_map, run_pulling
 from engine.model import SecretId, SecretValue
 from engine.plan import Action, Plan, Problem
 
@@ -107,18 +106,10 @@ def run_actions(changes, already: set[int], managers: Managers, fingerprint, jou
                         held.take(index) if held is not None else None)
                 report.done(index, "done")
 
-    failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=managers.workers) as pool:
-        futures = [pool.submit(run_group, group) for group in _by_secret(changes)]
-        try:
-            for future in futures:  # in plan order, so the error reported is the earliest
-                error = future.exception()
-                if error is not None and failure is None:
-                    failure = error
-                    abort.set()
-        except BaseException as interrupt:  # noqa: BLE001 - a second Ctrl-C: stop taking work
-            abort.set()
-            failure = interrupt
+    try:
+        failure = run_pulling(lambda _, group: run_group(group), _by_secret(changes), managers.workers, abort)
+    except BaseException as interrupt:  # noqa: BLE001 - a second Ctrl-C: no more work was taken
+        failure = interrupt
     outcomes = report.finish()
     if failure is None and len(outcomes) < len(changes):
         failure = Interrupted(len(outcomes), len(changes))
