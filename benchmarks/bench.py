@@ -48,6 +48,7 @@ class Run:
     cpu: float
     rss_mb: float
     requests: int
+    system: float = 0.0  # the part of `cpu` spent in the kernel
 
 
 def measure(server: VaultServer, command: list[str], env: dict | None = None) -> Run:
@@ -61,7 +62,8 @@ def measure(server: VaultServer, command: list[str], env: dict | None = None) ->
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode not in (0, 2):
         raise SystemExit(f"{command[:3]} failed: {process.stderr.read().decode()[-2000:]}")
-    return Run(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, server.request_count)
+    return Run(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, server.request_count,
+               usage.ru_stime)
 
 
 def values(count: int, seed: int) -> dict[SecretId, bytes]:

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from engine import travel
 from engine.backends.base import Backend
 from engine.errors import PlanError, SecretShiftError, StalePlan, VerificationFailed
+from engine.held import DEFAULT_BUDGET, Held, HeldValues
 from engine.journal import Journal
-from engine.managers import Managers, parallel_map
-from engine.model import SecretId
+from engine.managers import Managers, parallel_map, run_pulling
+from engine.model import SecretId, SecretValue
 from engine.plan import Action, Plan, Problem
 
 Fingerprint = Callable[[bytes], str]
@@ -57,14 +57,19 @@ def apply_plan(
     start_journal: Callable[[], Journal],
     progress: Callable[[Outcome], None] = lambda outcome: None,
     stop_requested: Callable[[], bool] = lambda: False,
+    hold_bytes: int = DEFAULT_BUDGET,
 ) -> list[Outcome]:
     """Carry out `plan`. Raises before any write (and before any journal exists) if the
-    plan has errors, is stale, or a manager refuses the preflight."""
+    plan has errors, is stale, or a manager refuses the preflight.
+
+    Values the staleness check reads are kept for the actions (up to `hold_bytes`), so
+    that an action need not read them again (see held.py and `execute`)."""
     if plan.errors:
         raise PlanError(f"the plan has {len(plan.errors)} error(s) and cannot be applied")
     changes = plan.changes
     managers = Managers(backends)
-    already = check_current(changes, managers, fingerprint)
+    held = HeldValues(hold_bytes)
+    already = check_current(changes, managers, fingerprint, held=held)
     if len(already) == len(changes):  # all carried out already: nothing to write, nothing to journal
         outcomes = [Outcome(action, "already") for action in changes]
         for outcome in outcomes:
@@ -72,19 +77,19 @@ def apply_plan(
         return outcomes
     preflight(changes, backends)
     journal = start_journal()
-    return run_actions(changes, already, managers, fingerprint, journal, progress, stop_requested)
+    return run_actions(changes, already, managers, fingerprint, journal, progress, stop_requested, held=held)
 
 
 def run_actions(changes, already: set[int], managers: Managers, fingerprint, journal: Journal,
                 progress=lambda outcome: None, stop_requested=lambda: False,
-                started: frozenset[int] = frozenset()) -> list[Outcome]:
+                started: frozenset[int] = frozenset(), held: HeldValues | None = None) -> list[Outcome]:
     """Execute `changes` under `journal`, many at once (each manager within its
     parallelism); actions on the same secret run in plan order, progress is reported
     in plan order, and the journal records how the run ends.
 
     `started` are the actions an earlier run of this same apply began (a resume): one
     of those found already done was written by this apply, and the journal must say so
-    for rollback to undo it."""
+    for rollback to undo it. `held` has values the staleness check read (see held.py)."""
     report = _InOrder(changes, progress)
     abort = threading.Event()
 
@@ -98,21 +103,14 @@ def run_actions(changes, already: set[int], managers: Managers, fingerprint, jou
                 journal.step(index, "already")
                 report.done(index, "already")
             else:
-                execute(index, changes[index], managers, fingerprint, journal, resumed=index in started)
+                execute(index, changes[index], managers, fingerprint, journal,
+                        held.take(index) if held is not None else None, resumed=index in started)
                 report.done(index, "done")
 
-    failure: BaseException | None = None
-    with ThreadPoolExecutor(max_workers=managers.workers) as pool:
-        futures = [pool.submit(run_group, group) for group in _by_secret(changes)]
-        try:
-            for future in futures:  # in plan order, so the error reported is the earliest
-                error = future.exception()
-                if error is not None and failure is None:
-                    failure = error
-                    abort.set()
-        except BaseException as interrupt:  # noqa: BLE001 - a second Ctrl-C: stop taking work
-            abort.set()
-            failure = interrupt
+    try:
+        failure = run_pulling(lambda _, group: run_group(group), _by_secret(changes), managers.workers, abort)
+    except BaseException as interrupt:  # noqa: BLE001 - a second Ctrl-C: no more work was taken
+        failure = interrupt
     outcomes = report.finish()
     if failure is None and len(outcomes) < len(changes):
         failure = Interrupted(len(outcomes), len(changes))
@@ -158,15 +156,16 @@ class _InOrder:
 
 
 def check_current(changes, managers: Managers, fingerprint: Fingerprint,
-                  partial: frozenset[int] = frozenset()) -> set[int]:
+                  partial: frozenset[int] = frozenset(), held: HeldValues | None = None) -> set[int]:
     """Compare what every action was planned from with what the managers hold now.
 
     Returns the indexes of actions already fully carried out (by an interrupted earlier
     run); raises StalePlan, naming the secrets, when anything else differs. `partial`
     are actions an interrupted run left writing earlier versions (`history: all`): their
-    target may hold any of those.
+    target may hold any of those. What it read is offered to `held` for the actions to use.
     """
-    found = parallel_map(lambda action: _found(action, managers, fingerprint), changes, managers.workers)
+    found = parallel_map(lambda item: _found(*item, managers, fingerprint, held), enumerate(changes),
+                         managers.workers)
     stale, done = [], set()
     for index, (action, state) in enumerate(zip(changes, found)):
         if _is_done(action, state):
@@ -179,9 +178,18 @@ def check_current(changes, managers: Managers, fingerprint: Fingerprint,
     return done
 
 
-def _found(action: Action, managers: Managers, fingerprint: Fingerprint) -> _Found:
-    return _Found(source=managers.fingerprint(action.source, action.id, fingerprint),
-                  target=managers.fingerprint(action.target, action.id, fingerprint))
+def _found(index: int, action: Action, managers: Managers, fingerprint: Fingerprint,
+           held: HeldValues | None) -> _Found:
+    source = managers.read(action.source, action.id) if action.source else None
+    version = None
+    if held is not None and action.writes_target:
+        target, version = managers.read_versioned(action.target, action.id)
+    else:
+        target = managers.read(action.target, action.id)
+    if held is not None:  # a move reads its source again (below), so only a copy's is kept
+        held.offer(index, Held(None if action.delete_source else source, target, version))
+    return _Found(source=None if source is None else fingerprint(source.data),
+                  target=None if target is None else fingerprint(target.data))
 
 
 def _is_pending(action: Action, found: _Found) -> bool:
@@ -238,16 +246,27 @@ def access_problems(changes, backends: Mapping[str, Backend]) -> list[Problem]:
 
 
 def execute(index: int, action: Action, managers: Managers, fingerprint: Fingerprint,
-            journal: Journal, resumed: bool = False) -> None:
+            journal: Journal, held: Held | None = None, resumed: bool = False) -> None:
     """One action, each step journaled: write and verify the target, then delete the source.
 
+    With `held` (what the staleness check read, that check having passed) a copy reads
+    nothing again before its write: the value written is the one the check read, whose
+    fingerprint the plan shows. A move (which deletes the source) reads its source again
+    first, as without `held`. The target is written only if it still holds what the
+    check saw: a conditional write where the manager has one, else it is read again.
+
     `resumed`: an earlier run of this apply started the action; with `history: all` the
-    target may hold part of the earlier versions it wrote, which are written again."""
+    target may hold part of the earlier versions it wrote, which are written again.
+    """
     journal.step(index, "started")
-    value = managers.read(action.source, action.id)
-    if value is None or fingerprint(value.data) != action.source_fingerprint:
-        raise StalePlan(f"stale plan: {action.id} changed in manager {action.source!r} during apply")
-    current = managers.read(action.target, action.id)
+    if held is None:
+        (value, current), version = _read_both(action, managers, fingerprint), None
+    else:
+        value, current, version = held.source, held.target, held.target_version
+        if action.delete_source:
+            value = _read_source(action, managers, fingerprint)
+        if action.writes_target and version is None:  # no conditional write: look again
+            current = managers.read(action.target, action.id)
     current_fp = None if current is None else fingerprint(current.data)
     partial = resumed and action.history == "all" and current_fp != action.target_fingerprint
     if action.writes_target and current_fp != action.source_fingerprint:
@@ -259,8 +278,11 @@ def execute(index: int, action: Action, managers: Managers, fingerprint: Fingerp
         if action.history == "all":
             journal.step(index, "history_started")  # from here the target may hold earlier versions
             history_note = travel.write_history(managers, action)
-        managers.write(action.target, action.id, value)
+            version = None  # those writes moved the target past the version the check saw
+        _write(action, managers, fingerprint, value, version)
         travel.carry_metadata(managers, action, history_note)
+        current = managers.read(action.target, action.id)
+    elif held is not None and action.delete_source:  # nothing written: look at the target again
         current = managers.read(action.target, action.id)
     if action.writes_target:
         journal.step(index, "written")
@@ -275,3 +297,32 @@ def execute(index: int, action: Action, managers: Managers, fingerprint: Fingerp
         managers.delete(action.source, action.id)
         journal.step(index, "source_deleted")
     journal.step(index, "done")
+
+
+def _read_both(action: Action, managers: Managers, fingerprint: Fingerprint):
+    """The source's value (which must still be the planned one) and the target's."""
+    return _read_source(action, managers, fingerprint), managers.read(action.target, action.id)
+
+
+def _read_source(action: Action, managers: Managers, fingerprint: Fingerprint) -> SecretValue:
+    """The source's value, which must still be the planned one."""
+    value = managers.read(action.source, action.id)
+    if value is None or fingerprint(value.data) != action.source_fingerprint:
+        raise StalePlan(f"stale plan: {action.id} changed in manager {action.source!r} during apply")
+    return value
+
+
+def _write(action: Action, managers: Managers, fingerprint: Fingerprint, value, version) -> None:
+    """Write the target; with a version token, only if the target is still at that version.
+    If it is not, the target is read again: it may hold our value already (a retried write
+    whose first answer was lost), or still what the plan saw (a version the token did not
+    describe, e.g. a destroyed one): only then is it written; anything else is stale."""
+    if version is not None and managers.write_if_version(action.target, action.id, value, version):
+        return
+    if version is not None:
+        now = managers.fingerprint(action.target, action.id, fingerprint)
+        if now == action.source_fingerprint:
+            return
+        if now != action.target_fingerprint:
+            raise StalePlan(f"stale plan: {action.id} changed in manager {action.target!r} during apply")
+    managers.write(action.target, action.id, value)

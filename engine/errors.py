@@ -77,6 +77,10 @@ class TransientError(BackendError):
     """The manager is temporarily unable to answer (sealed, rate limited, 5xx): retry later."""
 
 
+class RateLimited(TransientError):
+    """The manager asked for fewer requests (HTTP 429): retry later, and send fewer at once."""
+
+
 class ValueTooLarge(BackendError):
     """A value exceeds what the target manager accepts."""
 

@@ -5,8 +5,9 @@ plan (fingerprints, never values); then one record per step of each action; last
 the apply ended. Values the journal must keep to undo a step (a source's last value
 before it is deleted, a target's value before it is overwritten) are sealed with
 AES-256-GCM under a key derived from the fingerprint key, bound to (apply, action, step).
-Nothing is ever kept in clear. Each record is flushed and fsynced before the step it
-announces is taken, so a crash leaves a journal that tells exactly how far it got.
+Nothing is ever kept in clear. Each record is in the file before the next step is taken,
+and fsynced before any change it announces (see Journal), so a crash leaves a journal
+that tells how far it got.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from engine.model import SecretValue
 from engine.plan import Plan
 
 FINISHED = ("complete", "rolled_back")
+# Steps taken just before a manager is changed: fsynced before that change.
+BEFORE_A_CHANGE = frozenset({"started", "target_previous", "source_value"})
 
 
 class JournalError(SecretShiftError):
@@ -59,11 +62,20 @@ class JournalState:
 
 
 class Journal:
-    """Appends records to one apply's journal file (thread-safe, fsynced).
+    """Appends records to one apply's journal file (thread-safe).
 
-    Concurrent writers share fsyncs (group commit): each `write` returns only once its
-    record is on disk, but one fsync covers every record queued while the previous one
-    ran, so a busy apply pays one disk flush per batch, not per step.
+    Every record is in the file (written to the kernel, so it survives the process being
+    killed) before `write` returns. Records announcing a change to a manager (`started`
+    before a write, the kept values before an overwrite or a delete, begin, end, resume
+    and rollback records) are also fsynced before `write` returns, so they survive a
+    crash of the machine. The records that only say how far an action got after a change
+    (written, verified, source_deleted, done, already) are fsynced with the next such
+    record, a few milliseconds later in a busy apply and at the latest with `end`: a
+    machine crash in that moment leaves an action recorded as `started`, which resume
+    sorts out by looking at the managers, as it does after any crash.
+
+    Concurrent writers share fsyncs (group commit): one fsync covers every record
+    written while the previous one ran, so a busy apply pays one disk flush per batch.
     """
 
     def __init__(self, path: Path, apply_id: str, key: bytes):
@@ -71,8 +83,7 @@ class Journal:
         self.apply_id = apply_id
         self._key = key
         self._cond = threading.Condition()
-        self._pending: list[bytes] = []
-        self._queued = self._synced = 0  # sequence numbers of records queued / on disk
+        self._written = self._synced = 0  # sequence numbers of records in the file / on disk
         self._flushing = False
         self._fd: int | None = None
         self._failed: OSError | None = None
@@ -85,38 +96,45 @@ class Journal:
         journal.write({"event": "begin", "apply_id": apply_id, **about, "plan": plan.to_dict()})
         return journal
 
-    def write(self, record: dict[str, Any]) -> None:
-        """Append one record and make it durable before returning. Records without a
-        "time" get one (UTC, milliseconds): history derives each action's duration from it."""
+    def write(self, record: dict[str, Any], sync: bool = True) -> None:
+        """Append one record; with `sync`, make it durable (fsync) before returning.
+        Records without a "time" get one (UTC, milliseconds): history derives each
+        action's duration from it."""
         if "time" not in record:
             record = {**record, "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
         line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
         with self._cond:
-            self._pending.append(line)
-            self._queued += 1
-            mine = self._queued
-            while self._synced < mine:
-                if self._failed is not None:
-                    raise JournalError(f"cannot write the journal {self.path}: {self._failed.strerror}; "
-                                       f"stopping before the next step")
+            self._check_failed()
+            try:
+                if self._fd is None:
+                    self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                os.write(self._fd, line)
+            except OSError as error:
+                self._failed = error
+                self._check_failed()
+            self._written += 1
+            mine = self._written
+            while sync and self._synced < mine:
+                self._check_failed()
                 if self._flushing:
                     self._cond.wait()
-                    continue
-                self._flush_pending()
+                else:
+                    self._sync()
 
-    def _flush_pending(self) -> None:
-        """Write and fsync everything queued; called holding the condition, releases it
-        while the disk works so that other writers can queue the next batch."""
-        batch, upto = b"".join(self._pending), self._queued
-        self._pending = []
+    def _check_failed(self) -> None:
+        if self._failed is not None:
+            raise JournalError(f"cannot write the journal {self.path}: {self._failed.strerror}; "
+                               f"stopping before the next step")
+
+    def _sync(self) -> None:
+        """fsync everything written so far; called holding the condition, releases it
+        while the disk works so that other writers can append the next batch."""
+        upto, fd = self._written, self._fd
         self._flushing = True
         self._cond.release()
         failed: OSError | None = None
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            os.write(self._fd, batch)
-            os.fsync(self._fd)
+            os.fsync(fd)
         except OSError as error:
             failed = error
         finally:
@@ -136,12 +154,13 @@ class Journal:
                 self._fd = None
 
     def step(self, index: int, step: str, keep: SecretValue | None = None) -> None:
-        """Record that action `index` reached `step`; `keep` is sealed into the record."""
+        """Record that action `index` reached `step`; `keep` is sealed into the record.
+        Steps that announce a change (see BEFORE_A_CHANGE) are durable on return."""
         record: dict[str, Any] = {"event": "step", "index": index, "step": step}
         if keep is not None:
             sealed = crypto.seal(self._key, keep.data, self._bound(index, step))
             record["sealed"] = base64.b64encode(sealed).decode("ascii")
-        self.write(record)
+        self.write(record, sync=step in BEFORE_A_CHANGE or keep is not None)
 
     def end(self, status: str, **details: Any) -> None:
         """Record how the apply (or rollback) ended, and close the file."""

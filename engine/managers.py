@@ -9,8 +9,7 @@ more concurrent requests than its connection pool holds.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from engine.backends.base import Backend
@@ -47,6 +46,14 @@ class Managers:
         with self._slots[manager]:
             self.backends[manager].write(secret, value)
 
+    def read_versioned(self, manager: str, secret: SecretId) -> tuple[SecretValue | None, object | None]:
+        with self._slots[manager]:
+            return self.backends[manager].read_versioned(secret)
+
+    def write_if_version(self, manager: str, secret: SecretId, value: SecretValue, version: object) -> bool:
+        with self._slots[manager]:
+            return self.backends[manager].write_if_version(secret, value, version)
+
     def delete(self, manager: str, secret: SecretId) -> None:
         with self._slots[manager]:
             self.backends[manager].delete(secret)
@@ -65,9 +72,58 @@ class Managers:
 
 def parallel_map(function: Callable[[T], R], items: Iterable[T], workers: int) -> list[R]:
     """`[function(item) for item in items]`, computed by up to `workers` threads, in order;
-    the first exception is raised once the running calls have finished."""
+    once a call raises no new one starts, and the error of the earliest item is raised
+    when the running calls have finished."""
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [function(item) for item in items]
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(function, items))
+    results: list = [None] * len(items)
+
+    def compute(index: int, item: T) -> None:
+        results[index] = function(item)
+
+    error = run_pulling(compute, items, workers, threading.Event())
+    if error is not None:
+        raise error
+    return results
+
+
+def run_pulling(function: Callable[[int, T], None], items: Sequence[T], workers: int,
+                abort: threading.Event) -> BaseException | None:
+    """Call `function(index, item)` for every item on up to `workers` threads, which take
+    the items in order; no item is taken once `abort` is set or a call raised. Returns
+    the error of the earliest item that raised (None: none did).
+
+    Threads pull items instead of queueing one future per item, so memory does not grow
+    with the number of items. Interrupted while waiting (Ctrl-C), it sets `abort`, waits
+    for the calls running to end, and raises the interruption.
+    """
+    lock = threading.Lock()
+    positions = iter(range(len(items)))
+    errors: dict[int, BaseException] = {}
+
+    def work() -> None:
+        while not abort.is_set():
+            with lock:
+                index = next(positions, None)
+            if index is None:
+                return
+            try:
+                function(index, items[index])
+            except BaseException as error:  # noqa: BLE001 - handed to the caller
+                errors[index] = error
+                abort.set()
+
+    threads = [threading.Thread(target=work, name=f"secretshift-{n}", daemon=True)
+               for n in range(min(max(1, workers), len(items)))]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except BaseException:
+        abort.set()
+        for thread in threads:
+            thread.join()
+        raise
+    return errors[min(errors)] if errors else None

@@ -230,21 +230,31 @@ def secret_at(project: Project, logical_path: str) -> SecretId:
 
 
 def after_writes(monkeypatch, count: int, then) -> None:
-    """Call `then()` right after the `count`-th successful write to Vault (any thread),
-    until `monkeypatch.undo()`."""
-    real = VaultBackend.write
+    """Call `then()` right after the `count`-th successful write to Vault (any thread,
+    plain or conditional), until `monkeypatch.undo()`."""
+    real, real_if = VaultBackend.write, VaultBackend.write_if_version
     done = [0]
     lock = threading.Lock()
 
-    def write(self, secret, value):
-        real(self, secret, value)
+    def wrote() -> None:
         with lock:
             done[0] += 1
             fire = done[0] == count
         if fire:
             then()
 
+    def write(self, secret, value):
+        real(self, secret, value)
+        wrote()
+
+    def write_if_version(self, secret, value, version):
+        if real_if(self, secret, value, version):
+            wrote()
+            return True
+        return False
+
     monkeypatch.setattr(VaultBackend, "write", write)
+    monkeypatch.setattr(VaultBackend, "write_if_version", write_if_version)
 
 
 # ------------------------------------------------------------------------- (a) (b) sealed
@@ -315,7 +325,7 @@ def test_a_storm_of_429_answers_on_reads_writes_and_lists_still_completes_exactl
         faults.append(vault.add_fault(429, rf"{data_path}{folder}/{secret.name}$", "POST", count=1 + i % 2))
         faults.append(vault.add_fault(429, rf"{data_path}{folder}/{secret.name}$", "GET", count=1, after=1))
     faults.append(vault.add_fault(429, rf"^{project.mount}/metadata/", "LIST", count=2))
-    faults += [vault.add_fault(429, r".*", None, count=2, after=after) for after in (0, 7, 19, 31, 43)]
+    faults += [vault.add_fault(429, r".*", None, count=2, after=after) for after in (0, 6, 13, 19, 26)]
     assert len(faults) == 30
     vault.reset_counts()
 

@@ -152,6 +152,16 @@ class Backend(abc.ABC):
         with a batch read override it; by default one read per secret."""
         return [(secret, self.read_current(secret)) for secret in secrets]
 
+    def read_versioned(self, secret: SecretId) -> tuple[SecretValue | None, object | None]:
+        """The current value and a version token that `write_if_version` can check
+        (None: this manager has no conditional write). By default: `read`, no token."""
+        return self.read(secret), None
+
+    def write_if_version(self, secret: SecretId, value: SecretValue, version: object) -> bool:
+        """Write only if the secret is still at `version` (from `read_versioned`); False,
+        writing nothing, when it is not. Only called with a token this manager gave."""
+        raise NotImplementedError(f"{self.type_name} has no conditional write")
+
     def restore(self, secret: SecretId) -> bool:
         """Undo a recoverable delete, if this manager has one; True when the secret reads
         again as before. By default False: the caller writes the value back instead."""

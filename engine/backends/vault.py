@@ -29,19 +29,20 @@ import hvac
 import hvac.exceptions as hv
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from engine.backends import vault_keys
 from engine.backends.base import Backend, checked_url, common_name_problem
-from engine.backends.naming import IDENTITY, NameMap
 from engine.backends.metadata import SecretMetadata
-from engine.backends.retry import RetryPolicy, with_retries
+from engine.backends.naming import IDENTITY, NameMap
+from engine.backends.retry import AdaptiveLimit, RetryPolicy, with_retries
+from engine.backends.transport import PooledSession
 from engine.backends.vault_keys import VaultPaths, mapped_secrets
 from engine.backends.versions import History, vault_history
 from engine.errors import (
     BackendError,
     ManagerUnreachable,
     PermissionDenied,
+    RateLimited,
     ReadOnlyManager,
     TransientError,
     ValueTooLarge,
@@ -107,6 +108,7 @@ class VaultBackend(Backend):
         self.file_encoding = file_encoding
         self.max_value_bytes = max_value_bytes or DEFAULT_MAX_VALUE_BYTES
         self.retry = RetryPolicy(attempts=1 + max(0, int(retries)))
+        self.limit = AdaptiveLimit(self.parallelism)  # fewer requests at once after a 429
         self.namespace = (namespace or "").strip("/")
         self._client = _make_client(manager_id, self.address, token, namespace, ca_cert,
                                     timeout, parallelism)
@@ -227,17 +229,53 @@ class VaultBackend(Backend):
         layout, where = self.layout(), self.location(secret)
         data = self._encode(secret, value)
         if layout.version == 2:
-            reply = self._call("write", where, self._client.secrets.kv.v2.create_or_update_secret,
-                               path=layout.inner(secret), secret=data, mount_point=layout.mount)
-            self._found(reply, "write", where)
-            if not isinstance(reply, dict):  # 204: Vault took a v2 write as a v1 key
-                raise BackendError(self.manager_id, "Vault answered a KV v2 write like a KV v1 "
-                                   "mount; set kv_version: 1 (or auto) for this manager", where)
+            self._write_v2(secret, layout, data)
         else:  # POST: hvac would otherwise read first, which write-only tokens cannot
             reply = self._call("write", where, self._client.secrets.kv.v1.create_or_update_secret,
                                path=layout.inner(secret), secret=data, method="POST",
                                mount_point=layout.mount)
             self._found(reply, "write", where)
+
+    def read_versioned(self, secret: SecretId) -> tuple[SecretValue | None, object | None]:
+        """KV v2: the value and its version number (0: no version; a soft-deleted current
+        version gives None and its number), for `write_if_version`. KV v1, and secrets kept
+        at a `vault_path` (several keys to one secret): no version."""
+        layout, where = self.layout(), self.location(secret)
+        if layout.version != 2 or secret in self.paths:
+            return self.read(secret), None
+        reply = self._call("read", where, self._client.secrets.kv.v2.read_secret_version,
+                           path=layout.inner(secret), mount_point=layout.mount,
+                           raise_on_deleted_version=False)  # deleted -> the 404 envelope, with its version
+        if reply is _MISSING:
+            return None, 0
+        data = reply.get("data") or {}
+        version = (data.get("metadata") or {}).get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            version = None
+        if data.get("data") is None:
+            return None, version
+        return self._decode(secret, data.get("data")), version
+
+    def write_if_version(self, secret: SecretId, value: SecretValue, version: object) -> bool:
+        """KV v2 check-and-set: write only if the current version is still `version`."""
+        self._refuse_if_read_only(secret, "write")
+        layout = self.layout()
+        try:
+            self._write_v2(secret, layout, self._encode(secret, value), cas=version)
+        except BackendError as err:
+            if "check-and-set parameter did not match" in err.detail:
+                return False
+            raise
+        return True
+
+    def _write_v2(self, secret: SecretId, layout: MountLayout, data: dict, cas: object = None) -> None:
+        where = self.location(secret)
+        reply = self._call("write", where, self._client.secrets.kv.v2.create_or_update_secret,
+                           path=layout.inner(secret), secret=data, cas=cas, mount_point=layout.mount)
+        self._found(reply, "write", where)
+        if not isinstance(reply, dict):  # 204: Vault took a v2 write as a v1 key
+            raise BackendError(self.manager_id, "Vault answered a KV v2 write like a KV v1 "
+                               "mount; set kv_version: 1 (or auto) for this manager", where)
 
     def delete(self, secret: SecretId) -> None:
         """KV v2: soft-delete the current version (undelete recovers it).
@@ -470,7 +508,8 @@ class VaultBackend(Backend):
     def _call(self, action: str, where: str, request: Callable[..., Any], *args, **kwargs) -> Any:
         """Run one hvac request, retrying transient failures (429, sealed, 5xx, dropped
         connections) with backoff; a plain 404 gives `_MISSING`, every failure an engine error."""
-        return with_retries(lambda: self._call_once(action, where, request, *args, **kwargs), self.retry)
+        return with_retries(lambda: self._call_once(action, where, request, *args, **kwargs), self.retry,
+                            limit=self.limit)
 
     def _call_once(self, action: str, where: str, request: Callable[..., Any], *args, **kwargs) -> Any:
         try:
@@ -517,7 +556,7 @@ def _classify(err: Exception, address: str) -> tuple[type[BackendError], str]:
             return PermissionDenied, "Vault says invalid token (the token is expired, revoked or wrong)"
         return PermissionDenied, "permission denied by the token's policies"
     if isinstance(err, hv.RateLimitExceeded):
-        return TransientError, "rate limited by Vault (429), retry later"
+        return RateLimited, "rate limited by Vault (429), retry later"
     if isinstance(err, hv.VaultDown) and "sealed" in says:
         return TransientError, "Vault is sealed"
     if "value being too large" in says or "error parsing JSON" in says:
@@ -558,14 +597,12 @@ def _vault_says(err: Exception) -> str:
 
 
 def _make_client(manager_id, address, token, namespace, ca_cert, timeout, parallelism) -> hvac.Client:
-    """One client, one session, a pool as large as the reads we run in parallel."""
+    """One client, one session, a pool as large as the reads we run in parallel; requests
+    to the Vault go straight to that pool (transport.py)."""
     token_text = token.text() if isinstance(token, SecretValue) else token
     if not isinstance(token_text, str) or not token_text.strip():
         raise BackendError(manager_id, "the Vault token is empty")
-    session = requests.Session()
-    pool = HTTPAdapter(pool_connections=1, pool_maxsize=max(1, int(parallelism)))
-    session.mount("https://", pool)
-    session.mount("http://", pool)
+    session = PooledSession(address, pool_maxsize=parallelism)
     # The environment (proxies, no_proxy, CA bundle, ~/.netrc) is read once, here: with
     # trust_env on, requests re-reads it on every request, a quarter of its CPU per call.
     session.proxies.update(requests.utils.get_environ_proxies(address))

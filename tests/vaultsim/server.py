@@ -106,7 +106,8 @@ class VaultServer:
     `latency` (seconds, settable any time) delays every request; `tls=(certfile, keyfile)`
     serves https; `max_entry_size` mimics raft's per-entry limit on KV writes.
     `request_count` counts every request answered (faults included); `request_log` keeps
-    the last 10,000 as (method, path after /v1/, status).
+    the last 10,000 as (method, path after /v1/, status); `arrivals` the last 10,000 as
+    (requests in flight when it arrived, itself included; 429 answers sent before it).
     """
 
     def __init__(self, root_token: str = "root", latency: float = 0.0,
@@ -120,6 +121,9 @@ class VaultServer:
         self.max_entry_size = max_entry_size
         self.request_count = 0
         self.request_log: deque[tuple[str, str, int]] = deque(maxlen=10000)
+        # For each request as it arrives: (requests in flight, itself included; 429 answers so far)
+        self.arrivals: deque[tuple[int, int]] = deque(maxlen=10000)
+        self.in_flight = self.rate_limited = 0
         self._faults: list[Fault] = []
         self._fault_lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -233,6 +237,8 @@ class VaultServer:
         with self._fault_lock:
             self.request_count = 0
             self.request_log.clear()
+            self.arrivals.clear()
+            self.rate_limited = 0
 
     def _fault_for(self, method: str, path: str, query: str) -> Fault | None:
         listing = method == "LIST" or bool(re.search(r"(^|&)list=(1|t|true|True|TRUE)($|&)", query))
@@ -247,6 +253,17 @@ class VaultServer:
     def serve(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
         """Latency, faults, then the core; the HTTP handler calls this. A reply with
         status DROP tells the handler to close the connection without answering."""
+        with self._fault_lock:
+            self.in_flight += 1
+            self.arrivals.append((self.in_flight, self.rate_limited))
+        try:
+            reply = self._serve(method, raw_path, headers, body)
+        finally:
+            with self._fault_lock:
+                self.in_flight -= 1
+        return reply
+
+    def _serve(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
         if self.latency:
             time.sleep(self.latency)
         path, _, query = raw_path.partition("?")
@@ -256,6 +273,9 @@ class VaultServer:
             reply = self.core.handle(method, raw_path, headers, body)
         if fault is not None:
             reply = fault.reply(logical)
+        if reply.status == 429:
+            with self._fault_lock:
+                self.rate_limited += 1
         self.request_log.append((method, logical, reply.status))
         return reply
 

@@ -1,0 +1,110 @@
+"""The Vault backend's session sends its requests straight to one kept-alive pool, and
+behaves as a requests.Session would: headers, timeouts, cookies, errors."""
+
+import http.server
+import json
+import threading
+
+import pytest
+import requests
+from vaultsim import VaultServer
+
+from engine.backends.transport import PooledSession
+from engine.backends.vault import VaultBackend
+from engine.errors import TransientError
+from engine.model import Kind, SecretId, SecretValue
+
+
+@pytest.fixture
+def server():
+    with VaultServer(root_token="root") as srv:
+        srv.enable_kv("secret", version=2)
+        yield srv
+
+
+def backend(srv, **settings) -> VaultBackend:
+    return VaultBackend.from_settings("corp_vault", {
+        "address": srv.url, "token": SecretValue.from_text("root"), "secret_engine": "secret",
+        "kv_version": 2, "retries": 0, **settings})
+
+
+def test_many_requests_share_one_kept_alive_connection(server):
+    vault = backend(server)
+    secret = SecretId(Kind.TEXT, "db")
+    vault.write(secret, SecretValue.from_text("pw"))
+    for _ in range(50):
+        assert vault.read(secret) == SecretValue.from_text("pw")
+    assert len(server._httpd.connections) == 1
+
+
+def test_a_server_slower_than_the_timeout_is_a_transient_error(server):
+    vault = backend(server, timeout=0.2)
+    server.latency = 0.5
+    with pytest.raises(TransientError, match="did not answer in time"):
+        vault.read(SecretId(Kind.TEXT, "db"))
+
+
+def test_the_direct_path_sends_what_requests_would(server):
+    """Same method, path, query, headers and JSON body as requests' own path."""
+    seen = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.command, self.path, dict(self.headers), body))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        origin = f"http://127.0.0.1:{httpd.server_address[1]}"
+        call = {"url": origin + "/v1/a b/c", "params": {"list": "true"}, "json": {"value": "é"},
+                "headers": {"X-Vault-Token": "t", "X-Vault-Namespace": "team"}, "timeout": 5}
+        direct = PooledSession(origin, pool_maxsize=2)
+        assert direct.request("post", **call).json() == {}
+        with requests.Session() as plain:
+            plain.trust_env = False
+            assert plain.request("post", **call).json() == {}
+    finally:
+        httpd.shutdown()
+    (m1, p1, h1, b1), (m2, p2, h2, b2) = seen
+    assert (m1, p1, b1) == (m2, p2, b2) == ("POST", "/v1/a%20b/c?list=true", json.dumps({"value": "é"}).encode())
+    assert {k.lower(): v for k, v in h1.items()} == {k.lower(): v for k, v in h2.items()}
+
+
+def test_cookies_a_server_sets_are_sent_back_as_requests_would():
+    """A load balancer's sticky-session cookie: kept and sent with the next requests."""
+    cookies = []
+
+    class Sticky(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            cookies.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "lb=node-2; Path=/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Sticky)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        origin = f"http://127.0.0.1:{httpd.server_address[1]}"
+        session = PooledSession(origin, pool_maxsize=1)
+        for _ in range(3):
+            session.request("GET", origin + "/v1/sys/health", timeout=5)
+    finally:
+        httpd.shutdown()
+    assert cookies == [None, "lb=node-2", "lb=node-2"]
