@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from engine.errors import PlanError
@@ -227,7 +228,7 @@ class Plan:
     warnings: tuple[PlanWarning, ...] = ()
     broken_references: tuple[BrokenReference, ...] = ()
 
-    @property
+    @cached_property  # computed once: callers index it inside loops over the actions
     def changes(self) -> tuple[Action, ...]:
         """The actions that write or delete something."""
         return tuple(a for a in self.actions if a.is_change)

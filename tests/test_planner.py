@@ -321,3 +321,12 @@ def test_an_unresolved_reference_names_where_it_is_and_a_secret_of_the_other_kin
     (problem,) = plan.errors
     assert problem.message == ("2 references (first at pipes/a.yaml:3:7) name text secret 'blob', "
                                "which no manager holds; a file secret of that name exists")
+
+
+def test_a_plans_changes_are_computed_once():
+    """Callers index `changes` inside loops over the actions (the state file after an
+    apply, rollback): recomputing it on every access made those loops quadratic."""
+    cfg = config(migrations=[copy()])
+    plan = run(cfg, inventory({"harness": {f"text:s{i}": f"v{i}" for i in range(50)}}))
+    assert plan.changes is plan.changes
+    assert len(plan.changes) == 50

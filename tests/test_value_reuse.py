@@ -166,3 +166,22 @@ def test_held_values_stay_within_the_budget_and_are_released_when_taken():
     assert held.offer(9, Held(value, None)) is True  # room again
     assert len(held) == 3
     assert "x" * 10 not in repr(held.take(0))
+
+
+def test_a_copied_secrets_metadata_comes_with_its_value_not_from_a_request_of_its_own(tmp_path, server):
+    """KV v2 answers a data read with the version's custom_metadata: the copy carries the
+    description and tags from there. Only secrets with metadata to write cost a metadata
+    request (the target's, to merge into)."""
+    config = project(tmp_path, server)
+    client = hvac.Client(url=server.url, token="root")
+    tagged = range(0, COUNT, 3)
+    for i in tagged:
+        client.secrets.kv.v2.update_metadata(f"app/SECRET_TEXT/s{i:02d}", mount_point="src",
+                                             custom_metadata={"owner": f"team-{i}", "description": f"secret {i}"})
+    run_apply(config, server)
+    metadata_requests = Counter(method for method, path, _ in server.request_log if "/metadata/" in path)
+    assert metadata_requests == {"GET": len(tagged), "POST": len(tagged)}
+    for i in range(COUNT):
+        custom = client.secrets.kv.v2.read_secret_metadata(f"app/SECRET_TEXT/s{i:02d}",
+                                                           mount_point="dst")["data"]["custom_metadata"]
+        assert custom == ({"owner": f"team-{i}", "description": f"secret {i}"} if i in tagged else None)

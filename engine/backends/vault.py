@@ -32,7 +32,7 @@ import urllib3
 
 from engine.backends import vault_keys
 from engine.backends.base import Backend, checked_url, common_name_problem
-from engine.backends.metadata import SecretMetadata
+from engine.backends.metadata import SecretMetadata, from_custom_metadata
 from engine.backends.naming import IDENTITY, NameMap
 from engine.backends.retry import AdaptiveLimit, RetryPolicy, with_retries
 from engine.backends.transport import PooledSession
@@ -115,6 +115,9 @@ class VaultBackend(Backend):
         self._layout: MountLayout | None = None
         self._layout_lock = threading.Lock()
         self.paths = VaultPaths(self, mapped_secrets(mapped))  # secrets outside the Harness layout
+        # KV v2 answers a data read with the version's custom_metadata: kept here until
+        # read_metadata asks for it, which then costs no request (see _seen_metadata)
+        self._custom_seen: dict[SecretId, dict | None] = {}
 
     @classmethod
     def from_settings(cls, manager_id: str, settings: Mapping[str, Any]) -> VaultBackend:
@@ -174,6 +177,7 @@ class VaultBackend(Backend):
                                raise_on_deleted_version=True)  # deleted -> 404 -> None
             if reply is _MISSING:
                 return None
+            self._saw_metadata(secret, reply)
             return self._decode(secret, (reply.get("data") or {}).get("data"))
         reply = self._call("read", where, self._client.secrets.kv.v1.read_secret,
                            path=layout.inner(secret), mount_point=layout.mount)
@@ -254,6 +258,7 @@ class VaultBackend(Backend):
             version = None
         if data.get("data") is None:
             return None, version
+        self._saw_metadata(secret, reply)
         return self._decode(secret, data.get("data")), version
 
     def write_if_version(self, secret: SecretId, value: SecretValue, version: object) -> bool:
@@ -320,12 +325,27 @@ class VaultBackend(Backend):
         return vault_history(self, secret)
 
     def read_metadata(self, secret: SecretId) -> SecretMetadata:
-        """KV v2 custom_metadata as description and tags (KV v1 has none)."""
-        return vault_keys.read_metadata(self, secret)
+        """KV v2 custom_metadata as description and tags (KV v1 has none). Taken from the
+        last data read of the secret when there was one: a copied secret's metadata then
+        costs no request of its own."""
+        custom = self._custom_seen.pop(secret, _MISSING)
+        if custom is _MISSING:
+            return vault_keys.read_metadata(self, secret)
+        found = from_custom_metadata(custom)
+        return SecretMetadata(found.description, found.tags)
+
+    def _saw_metadata(self, secret: SecretId, reply: dict) -> None:
+        """Keep the custom_metadata a KV v2 data read answered with (Vault before 1.9
+        sends none: then nothing is kept and read_metadata asks for it)."""
+        metadata = (reply.get("data") or {}).get("metadata")
+        if isinstance(metadata, dict) and "custom_metadata" in metadata:
+            custom = metadata["custom_metadata"]
+            self._custom_seen[secret] = custom if isinstance(custom, dict) else None
 
     def write_metadata(self, secret: SecretId, metadata: SecretMetadata) -> None:
         """Merge description and tags into the KV v2 custom_metadata (nothing on KV v1)."""
         self._refuse_if_read_only(secret, "write the metadata of")
+        self._custom_seen.pop(secret, None)
         vault_keys.write_metadata(self, secret, metadata)
 
     def check_access(self, writes: Iterable[SecretId], deletes: Iterable[SecretId]) -> None:
