@@ -93,10 +93,7 @@ def _discover_vault(backend, discovery: Discovery, vault_keys: str) -> None:
         if path in mapped:
             continue
         if path.startswith(VAULT_LAYOUT_FOLDERS):
-            if "/" in path.split("/", 1)[1]:
-                discovery.skipped.append((where, ("a sub-folder of the Harness layout; secret names "
-                                                 "cannot hold '/'")))
-            continue
+            continue  # listed by list_ids, sub-folders included
         data, _ = backend.paths.read_data(path)
         if data is None:
             discovery.skipped.append((where, "its current version is deleted or destroyed"))
@@ -137,8 +134,9 @@ def _vault_secrets(path: str, data: dict, vault_keys: str):
 def _aws_skips(backend, discovery: Discovery) -> None:
     """AWS names outside secretshift's layout, and secrets in their recovery window."""
     for name in backend.unmapped_names():
-        discovery.skipped.append((name, ("not in secretshift's layout under the prefix (text secrets "
-                                        "are <prefix>NAME, files <prefix>files/NAME, no other '/')")))
+        discovery.skipped.append((name, ("not a secret name under the prefix (text secrets are "
+                                        "<prefix>NAME, files <prefix>files/NAME; no empty, '.' or '..' "
+                                        "folder)")))
     for secret, date in backend.scheduled_for_deletion().items():
         when = f" on {date:%Y-%m-%d}" if hasattr(date, "strftime") else ""
         discovery.skipped.append((backend.location(secret), (f"scheduled for deletion{when}; restore it "

@@ -43,10 +43,9 @@ class Place:
 def names(ref: LocationReference, place: Place) -> SecretId | None:
     """The secret whose location in `place` the reference names, or None."""
     if ref.syntax in (VALS_VAULT, ANSIBLE) and place.type == "vault" and _same_vault(ref, place):
-        candidates = _vault_candidates(ref.path)
+        candidates = _candidates(ref.path)
     elif ref.syntax == VALS_AWS and place.type == "aws_secrets_manager" and ref.option("region") in (None, place.region):
-        name = ref.path.rpartition("/")[2]
-        candidates = [SecretId(Kind.TEXT, name), SecretId(Kind.FILE, name)]
+        candidates = _candidates(ref.path)
     else:
         return None
     return next((s for s in candidates if s.name and ref.path in _paths(place, s)), None)
@@ -115,13 +114,12 @@ def broken_references(actions: Iterable[Action], refs: Iterable[LocationReferenc
 
 # --- matching ---------------------------------------------------------------------------
 
-def _vault_candidates(path: str) -> list[SecretId]:
-    folder_and_name = path.split("/")[-2:]
-    if len(folder_and_name) != 2:
-        return []
-    folder, name = folder_and_name
-    kind = {"SECRET_TEXT": Kind.TEXT, "CONFIG_FILE": Kind.FILE}.get(folder)
-    return [SecretId(kind, name)] if kind else []
+def _candidates(path: str) -> list[SecretId]:
+    """The secrets a location path may name: each ending of it (names may hold '/'),
+    shortest first, as text and as file; `names` keeps the one whose location it is."""
+    segments = path.split("/")
+    endings = ("/".join(segments[i:]) for i in range(len(segments) - 1, -1, -1))
+    return [SecretId(kind, name) for name in endings for kind in (Kind.TEXT, Kind.FILE)]
 
 
 def _same_vault(ref: LocationReference, place: Place) -> bool:

@@ -126,7 +126,7 @@ def _bad_name_traversal(project, tmp_path):
 
 
 def _bad_name_slash(project, tmp_path):
-    return ["put", SOURCE, "a/b"], None, ["a/b"]
+    return ["put", SOURCE, "a//b"], None, ["a//b", "separates folders"]
 
 
 def _unreachable_vault(project, tmp_path):

@@ -98,7 +98,7 @@ def test_no_command_output_saved_plan_or_project_file_shows_a_secret_value(tmp_p
     assert json.loads((project.root / "plan.json").read_text())["summary"]["move"] == len(project.secrets)
 
     # failing commands: bad name, conflict, read-only, stale saved plan (with --debug)
-    run("put", SOURCE, "bad/name", stdin=stale_value, expect=1)
+    run("put", SOURCE, "bad//name", stdin=stale_value, expect=1)
     project.vault_write("harness/SECRET_TEXT/leak_db_password", {"value": conflict_value.decode()})
     conflict = run("plan", "--format", "json", expect=1)
     assert [e["code"] for e in json.loads(conflict.out)["errors"]] == ["conflict"]

@@ -3,9 +3,10 @@
 Layout (DESIGN.md, contract): a text secret NAME is the AWS secret `<prefix>NAME` holding
 a SecretString; a file secret NAME is `<prefix>files/NAME` holding a SecretBinary (boto3
 base64-encodes it on the wire, bytes round-trip exactly). `location()` is that AWS name.
-Listing maps names back: under the prefix, `files/<n>` is file `n`, a name without `/`
-is text; any other name (`team/db`, `files/a/b`, `files/`) is not in secretshift's
-layout and is left out of `list_ids` (`unmapped_names()` lists them, for discovery).
+Listing maps names back: under the prefix, `files/<n>` is file `n`, any other name is
+text (`team/db` is the text secret `team/db`, as in Vault's folders), so a text secret
+cannot be named `files/...` here. A name that is no secret name (`files/`, `a//b`) is
+left out of `list_ids` (`unmapped_names()` lists them, for discovery).
 
 AWS rules that moto does not enforce are checked here, before any request: names of
 1-512 characters from `[A-Za-z0-9/_+=.@-]` (prefix included), values of 1-65536 bytes
@@ -328,8 +329,8 @@ class AwsSecretsManagerBackend(Backend):
                 return found
 
     def unmapped_names(self) -> list[str]:
-        """AWS names under the prefix that are not in secretshift's layout (left out of
-        `list_ids`), e.g. `team/db`; for discovery to report what it skipped."""
+        """AWS names under the prefix that are not secret names (left out of `list_ids`),
+        e.g. `files/` or `a//b`; for discovery to report what it skipped."""
         names = {e["Name"] for e in self._entries() if not e.get("DeletedDate")}
         return sorted(n for n in names if self._secret_id(n) is None)
 
@@ -406,6 +407,10 @@ class AwsSecretsManagerBackend(Backend):
         physical = self.names.physical(secret)
         if physical != secret.name and common_name_problem(physical):
             return f"its physical name {physical!r} is not usable: {common_name_problem(physical)}"
+        if secret.kind is Kind.TEXT and physical.startswith(FILES_FOLDER):
+            return (f"a text secret named {FILES_FOLDER}... would be read back as a file secret here "
+                    f"(file secrets are <prefix>{FILES_FOLDER}NAME); give the secret rename: "
+                    f"{{{self.manager_id}: NEW-NAME}}")
         bad = next((c for c in physical if not NAME_CHARS.fullmatch(c)), None)
         if bad is not None:
             code = f", U+{ord(bad):04X}" if not bad.isascii() or not bad.isprintable() else ""
@@ -552,7 +557,7 @@ class AwsSecretsManagerBackend(Backend):
         kind = Kind.TEXT
         if rest.startswith(FILES_FOLDER):
             kind, rest = Kind.FILE, rest[len(FILES_FOLDER):]
-        if not rest or "/" in rest or common_name_problem(rest):
+        if common_name_problem(rest):
             return None
         return self.names.identity(kind, rest)
 

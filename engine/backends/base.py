@@ -21,9 +21,10 @@ from engine.backends.naming import IDENTITY, NameMap
 from engine.errors import BackendError, PermissionDenied, ReadOnlyManager
 from engine.model import SecretId, SecretValue, Unavailable
 
-# Names every manager can hold: printable, no path separators or traversal, no NUL.
-# Managers with stricter alphabets (AWS) add their own checks in `name_problem`.
-_FORBIDDEN_NAME_CHARS = re.compile(r"[/\\\x00-\x1f\x7f]")
+# Names every manager can hold: printable, no backslash, no NUL. A '/' separates folders,
+# as in Vault paths and AWS names (`team/db_password`), so no segment may be empty, '.'
+# or '..'. Managers with stricter alphabets (AWS) add their own checks in `name_problem`.
+_FORBIDDEN_NAME_CHARS = re.compile(r"[\\\x00-\x1f\x7f]")
 MAX_NAME_LENGTH = 256
 
 
@@ -33,8 +34,11 @@ def common_name_problem(name: str) -> str | None:
         return "the name is empty"
     if len(name) > MAX_NAME_LENGTH:
         return f"the name is longer than {MAX_NAME_LENGTH} characters"
-    if name in (".", ".."):
-        return "'.' and '..' are not names"
+    segments = name.split("/")
+    if "" in segments:
+        return "a '/' separates folders, so it cannot start or end the name or follow another '/'"
+    if "." in segments or ".." in segments:
+        return "'.' and '..' are not names, nor folders of one"
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:

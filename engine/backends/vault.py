@@ -21,6 +21,7 @@ import threading
 import unicodedata
 import urllib.parse
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar
@@ -75,10 +76,6 @@ class MountLayout:
         """The API path ACLs are evaluated on (no `/v1/`, not percent-encoded)."""
         middle = "data" if self.version == 2 else ""
         return _join(self.mount, middle, self.inner(secret))
-
-    def list_url(self, kind: Kind) -> str:
-        middle = "metadata" if self.version == 2 else ""
-        return "/v1/" + _quote(_join(self.mount, middle, self.prefix, FOLDERS[kind]))
 
 
 class VaultBackend(Backend):
@@ -147,24 +144,38 @@ class VaultBackend(Backend):
         return _join(self.secret_engine, self.base_path, FOLDERS[secret.kind], self.names.physical(secret))
 
     def list_ids(self) -> list[SecretId]:
-        """Names under SECRET_TEXT and CONFIG_FILE; one LIST per folder, sub-folders skipped.
+        """Names under SECRET_TEXT and CONFIG_FILE, sub-folders included (`team/db` is
+        the secret at `SECRET_TEXT/team/db`); one LIST per folder.
 
         On KV v2 the LIST asks Vault to leave out keys whose current version is deleted
         (`exclude_deleted`, Vault 2025+). Older Vaults ignore the flag and still list such
         keys; `read` returns None for them, so callers must treat None as absent.
         """
-        layout = self.layout()
-        params = {"exclude_deleted": "true"} if layout.version == 2 else None
-        ids = []
-        for kind, folder in FOLDERS.items():
-            where = _join(self.secret_engine, self.base_path, folder)
-            reply = self._call("list", where, self._client.adapter.list,
-                               layout.list_url(kind), params=params)
-            if reply is _MISSING:
-                continue
-            keys = ((reply.get("data") or {}).get("keys")) or []
-            ids += [self.names.identity(kind, k) for k in keys if isinstance(k, str) and not k.endswith("/")]
+        ids = [self.names.identity(kind, key) for kind, folder in FOLDERS.items() for key in self.list_tree(folder)]
         return sorted({i for i in ids if i is not None} - set(self.paths.mapped_ids()) | set(self.paths.list_ids()))
+
+    def list_tree(self, folder: str = "", exclude_deleted: bool = True) -> list[str]:
+        """Every key under `folder` (relative to base_path) as a path relative to it,
+        sorted. Sub-folders are LISTed level by level, up to `parallelism` at once; a
+        missing folder is empty. `exclude_deleted` as in `list_ids` (KV v2 only)."""
+        layout = self.layout()
+        middle = "metadata" if layout.version == 2 else ""
+        params = {"exclude_deleted": "true"} if layout.version == 2 and exclude_deleted else None
+
+        def keys(sub: str) -> list[str]:
+            where = _join(self.secret_engine, self.base_path, folder, sub)
+            url = "/v1/" + _quote(_join(layout.mount, middle, layout.prefix, folder, sub))
+            reply = self._call("list", where, self._client.adapter.list, url, params=params)
+            listed = [] if reply is _MISSING else ((reply.get("data") or {}).get("keys") or [])
+            return [sub + k for k in listed if isinstance(k, str) and k.strip("/")]
+
+        found, level = [], keys("")
+        with ThreadPoolExecutor(max_workers=max(1, self.parallelism)) as pool:
+            while level:
+                found += [k for k in level if not k.endswith("/")]
+                folders = [k for k in level if k.endswith("/")]
+                level = [k for listed in pool.map(keys, folders) for k in listed]
+        return sorted(found)
 
     def read(self, secret: SecretId) -> SecretValue | None:
         """The current value; None when missing or (KV v2) its current version is deleted."""
@@ -194,10 +205,7 @@ class VaultBackend(Backend):
         current = set(self.list_ids())
         found = []
         for kind, folder in FOLDERS.items():
-            where = _join(self.secret_engine, self.base_path, folder)
-            reply = self._call("list", where, self._client.adapter.list, layout.list_url(kind))
-            keys = [] if reply is _MISSING else ((reply.get("data") or {}).get("keys")) or []
-            ids = [self.names.identity(kind, k) for k in keys if isinstance(k, str) and not k.endswith("/")]
+            ids = [self.names.identity(kind, k) for k in self.list_tree(folder, exclude_deleted=False)]
             found += [Unavailable(i, "deleted", self.location(i)) for i in ids if i and i not in current]
         return sorted(found, key=lambda u: u.id)
 

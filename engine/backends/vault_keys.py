@@ -24,7 +24,6 @@ import json
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -183,28 +182,8 @@ class VaultPaths:
         return (_as_dict(reply.get("data")), None) if isinstance(reply, dict) else (None, None)
 
     def walk(self) -> Iterator[str]:
-        """Every secret path under base_path (relative to it), sorted; folders are LISTed
-        level by level, up to the backend's parallelism at once."""
-        found, level = [], [""]
-        workers = max(1, self._backend.parallelism)
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            while level:
-                next_level = []
-                for folder, keys in zip(level, pool.map(self._list, level)):
-                    for key in keys:
-                        (next_level if key.endswith("/") else found).append(folder + key)
-                level = next_level
-        return iter(sorted(found))
-
-    def _list(self, folder: str) -> list[str]:
-        backend, layout = self._backend, self._backend.layout()
-        middle = "metadata" if layout.version == 2 else ""
-        url = "/v1/" + _quote(_join(layout.mount, middle, layout.prefix, folder))
-        params = {"exclude_deleted": "true"} if layout.version == 2 else None
-        where = _join(backend.secret_engine, backend.base_path, folder)
-        reply = backend._call("list", where, backend._client.adapter.list, url, params=params)
-        keys = ((reply.get("data") or {}).get("keys") or []) if isinstance(reply, dict) else []
-        return [k for k in keys if isinstance(k, str) and k.strip("/")]
+        """Every secret path under base_path (relative to it), sorted."""
+        return iter(self._backend.list_tree())
 
     # ----------------------------------------------------------------- helpers
 

@@ -134,16 +134,18 @@ def test_unicode_text_round_trips_as_the_same_string(aws, raw):
 
 
 def test_names_map_back_only_within_the_layout(aws, raw, make):
-    """Under the prefix `files/x` is file x and `x` text x; other names and prefixes are left out."""
+    """Under the prefix `files/x` is file x and anything else text (`team/db` included);
+    names that are no secret names, and other prefixes, are left out."""
     aws.write(SecretId(Kind.TEXT, "files"), SecretValue.from_text("a text secret named files"))
     aws.write(SecretId(Kind.FILE, "files"), SecretValue(b"a file named files"))
-    for name in ("team/db", "files/a/b", "files/"):
+    for name in ("team/db", "files/a/b", "files/", "a//b", "x/../y"):
         raw.create_secret(Name=aws.prefix + name, SecretString="foreign")
     raw.create_secret(Name=aws.prefix.rstrip("/") + "-sibling", SecretString="other prefix")
     make().write(DB_PASSWORD, SecretValue.from_text("another prefix's secret"))
 
-    assert aws.list_ids() == [SecretId(Kind.FILE, "files"), SecretId(Kind.TEXT, "files")]
-    assert aws.unmapped_names() == sorted(aws.prefix + n for n in ("team/db", "files/a/b", "files/"))
+    assert aws.list_ids() == [SecretId(Kind.FILE, "a/b"), SecretId(Kind.FILE, "files"),
+                              SecretId(Kind.TEXT, "files"), SecretId(Kind.TEXT, "team/db")]
+    assert aws.unmapped_names() == sorted(aws.prefix + n for n in ("files/", "a//b", "x/../y"))
 
 
 def test_empty_prefix_uses_bare_names(moto_server, make, raw):
@@ -154,8 +156,8 @@ def test_empty_prefix_uses_bare_names(moto_server, make, raw):
     bare.write(KEYSTORE, SecretValue(b"k"))
     raw.create_secret(Name="prod/app/db", SecretString="foreign")
     assert names_under(raw, "") == ["db_password", "files/keystore.p12", "prod/app/db"]
-    assert bare.list_ids() == [KEYSTORE, DB_PASSWORD]
-    assert bare.unmapped_names() == ["prod/app/db"]
+    assert bare.list_ids() == [KEYSTORE, DB_PASSWORD, SecretId(Kind.TEXT, "prod/app/db")]
+    assert bare.unmapped_names() == []
 
 
 def test_listing_pages_through_hundreds_of_secrets(aws, raw):
@@ -268,8 +270,12 @@ def test_name_length_counts_prefix_and_files_folder(make):
 
 
 def test_common_name_rules_still_apply(aws):
-    """A '/' inside a name would leave the layout: refused like everywhere else."""
-    assert "'/'" in aws.name_problem(SecretId(Kind.TEXT, "team/db"))
+    """A '/' separates folders as in AWS's own names; an empty folder is refused like
+    everywhere else, and a text secret cannot sit where file secrets are."""
+    assert aws.name_problem(SecretId(Kind.TEXT, "team/db")) is None
+    assert "'/'" in aws.name_problem(SecretId(Kind.TEXT, "team//db"))
+    assert "would be read back as a file secret" in aws.name_problem(SecretId(Kind.TEXT, "files/x"))
+    assert aws.name_problem(SecretId(Kind.FILE, "files/x")) is None
 
 
 @pytest.mark.parametrize("settings, message", [

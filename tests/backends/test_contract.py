@@ -48,6 +48,8 @@ ROUND_TRIPS = {
     "name with dots": (text_id("db.prod.password"), SecretValue.from_text("dots")),
     "name with dashes": (file_id("tls-cert-chain"), SecretValue(b"-----BEGIN CERTIFICATE-----\n")),
     "name with spaces": (text_id("my api token"), SecretValue.from_text("spaces")),
+    "name in folders": (text_id("prod/payments/db-password"), SecretValue.from_text("in a folder")),
+    "file name in folders": (file_id("shared/tls/ca.pem"), SecretValue(b"\x00chain\xff")),
 }
 
 
@@ -104,6 +106,19 @@ def test_same_name_as_text_and_file_are_independent(backend: Backend) -> None:
     assert backend.read(text_id("shared")) is None
     assert backend.read(file_id("shared")) == SecretValue(b"as\x00file")
     assert backend.list_ids() == [file_id("shared")]
+
+
+def test_a_name_and_a_folder_of_that_name_are_two_secrets(backend: Backend) -> None:
+    """`team` and `team/db` coexist (Vault keeps `team` beside the folder `team/`), and
+    deleting one leaves the other."""
+    write_all(backend, {text_id("team"): SecretValue.from_text("the team secret"),
+                        text_id("team/db"): SecretValue.from_text("in the folder"),
+                        text_id("team/db/replica"): SecretValue.from_text("deeper")})
+    assert backend.list_ids() == [text_id("team"), text_id("team/db"), text_id("team/db/replica")]
+    backend.delete(text_id("team/db"))
+    assert backend.list_ids() == [text_id("team"), text_id("team/db/replica")]
+    assert backend.read(text_id("team")) == SecretValue.from_text("the team secret")
+    assert backend.read(text_id("team/db/replica")) == SecretValue.from_text("deeper")
 
 
 def test_overwrite_reads_back_the_new_value(backend: Backend) -> None:

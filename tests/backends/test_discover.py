@@ -138,12 +138,13 @@ def test_discover_vault_maps_paths_outside_the_layout_and_plans_only_noops(vault
     # what was left out, and why, at the top of the output and on stderr
     comments = [line for line in result.stdout.splitlines() if line.startswith("#")]
     assert any(f"{mount}/team/svc#port" in c and "holds a number, not a string" in c for c in comments)
-    assert any(f"{mount}/SECRET_TEXT/nested/deep" in c and "sub-folder" in c for c in comments)
+    # a sub-folder of the layout is a secret whose name holds '/'
+    assert {"name": "nested/deep", "kind": "text", "manager": "corp_vault", "mode": "copy"} in doc["secrets"]
     # old/gone (current version deleted) is never adopted: left out of the listing, or skipped with a note
     assert "old_gone" not in result.stdout
-    assert "2 skipped" in result.err or ("3 skipped" in result.err and "old/gone: its current version is deleted" in result.stdout)
+    assert "1 skipped" in result.err or ("2 skipped" in result.err and "old/gone: its current version is deleted" in result.stdout)
     _merge(config, result.stdout)
-    expected = _seeded_ids() | {("text", n) for n in mapped}
+    expected = _seeded_ids() | {("text", n) for n in mapped} | {("text", "nested/deep")}
     _assert_only_noops(_plan(config, vault_env), expected)
 
 
@@ -153,33 +154,37 @@ def test_discover_vault_whole_secrets_become_one_json_text(vault, vault_env, tmp
     _seed_vault_outside_layout(vault, mount)
     result = _discover(config, vault_env, "corp_vault", "--vault-keys", "whole")
     doc = yaml.safe_load(result.stdout)
-    assert {e["name"]: e["vault_path"] for e in doc["secrets"]} == {
-        "app_db": "app/db", "app_token": "app/token", "team_svc": "team/svc"}
+    assert {e["name"]: e.get("vault_path") for e in doc["secrets"]} == {
+        "app_db": "app/db", "app_token": "app/token", "team_svc": "team/svc", "nested/deep": None}
     assert all("vault_key" not in e for e in doc["secrets"])
     _merge(config, result.stdout)
-    _assert_only_noops(_plan(config, vault_env), {("text", "app_db"), ("text", "app_token"), ("text", "team_svc")})
+    _assert_only_noops(_plan(config, vault_env), {("text", "app_db"), ("text", "app_token"), ("text", "team_svc"),
+                                                  ("text", "nested/deep")})
     got = run_cli(["get", "corp_vault", "team_svc"], config.parent, vault_env)
     assert got.out == b'{"host":"db.local","port":5432}', got
 
 
-def test_discover_aws_skips_foreign_names_and_pending_deletions(moto_server, tmp_path):
+def test_discover_aws_adopts_folder_names_and_skips_non_names_and_pending_deletions(moto_server, tmp_path):
+    """`team/db` under the prefix is the text secret `team/db`; `bad//name` is no secret
+    name and a secret in its recovery window cannot be adopted: both skipped, with why."""
     prefix = f"disc-{uuid.uuid4().hex[:8]}/"
     config = _project(tmp_path, {"aws": _aws_manager(moto_server, prefix)})
     _seed(config, "aws")
     client = moto_server.client()
     client.create_secret(Name=f"{prefix}team/db", SecretString=CANARY)
+    client.create_secret(Name=f"{prefix}bad//name", SecretString=CANARY)
     client.create_secret(Name=f"{prefix}retired", SecretString=CANARY)
     client.delete_secret(SecretId=f"{prefix}retired", RecoveryWindowInDays=7)
     env = base_env()
     result = _discover(config, env, "aws")
     doc = yaml.safe_load(result.stdout)
-    assert {(e["kind"], e["name"]) for e in doc["secrets"]} == _seeded_ids()
+    assert {(e["kind"], e["name"]) for e in doc["secrets"]} == _seeded_ids() | {("text", "team/db")}
     comments = "\n".join(line for line in result.stdout.splitlines() if line.startswith("#"))
-    assert f"{prefix}team/db: not in secretshift's layout" in comments
+    assert f"{prefix}bad//name: not a secret name under the prefix" in comments
     assert f"{prefix}retired: scheduled for deletion on" in comments
     assert "2 skipped" in result.err
     _merge(config, result.stdout)
-    _assert_only_noops(_plan(config, env), _seeded_ids())
+    _assert_only_noops(_plan(config, env), _seeded_ids() | {("text", "team/db")})
 
 
 # --------------------------------------------------------------------------- migrations: block

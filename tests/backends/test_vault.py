@@ -321,7 +321,8 @@ def test_kv1_delete_removes_the_secret(server, raw, made):
         raw_v1(raw, mount, "harness/CONFIG_FILE/f")
 
 
-def test_listing_ignores_sub_folders_and_handles_thousands(server, raw, made):
+def test_listing_walks_sub_folders_and_handles_thousands(server, raw, made):
+    """A key in a sub-folder of the layout is a secret whose name holds '/'."""
     mount = new_mount(server, 2)
     vault = made(mount)
     names = [f"secret-{i:05d}" for i in range(2000)]
@@ -330,7 +331,8 @@ def test_listing_ignores_sub_folders_and_handles_thousands(server, raw, made):
     raw.secrets.kv.v2.create_or_update_secret(
         path="harness/SECRET_TEXT/folder/inside", mount_point=mount, secret={"value": "x"})
     ids = vault.list_ids()
-    assert ids == [text(n) for n in names]
+    assert ids == sorted([text(n) for n in names] + [text("folder/inside")])
+    assert vault.read(text("folder/inside")).data == b"x"
     with ThreadPoolExecutor(8) as pool:
         values = list(pool.map(lambda n: vault.read(text(n)), names[:200]))
     assert [v.text() for v in values] == names[:200]
@@ -577,8 +579,9 @@ def test_name_problem_refuses_what_vault_cannot_route(made):
     assert vault.name_problem(text("ünïcødé name.v2")) is None
     assert "U+00A0" in vault.name_problem(text("no\u00a0break"))
     assert "U+200B" in vault.name_problem(text("zero\u200bwidth"))
-    assert vault.name_problem(text("a/b")) is not None
-    assert vault.name_problem(text("..")) is not None
+    assert vault.name_problem(text("team/db")) is None  # a folder, as Vault paths have
+    for unroutable in ("a//b", "/a", "a/", "..", "a/../b", "a/./b"):
+        assert vault.name_problem(text(unroutable)) is not None, unroutable
 
 
 def test_no_token_or_value_in_any_error_message(server, raw, made):
