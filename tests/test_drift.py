@@ -145,10 +145,11 @@ def test_refresh_only_shows_drift_alone_and_exits_2_with_detailed_exitcode(proje
 def test_refresh_reads_the_tracked_secrets_and_no_other(project):
     kv(project).create_or_update_secret(path="harness/SECRET_TEXT/untracked", secret={"value": "x"},
                                         mount_point=project.mount)
-    since = len(project.vault.request_log)
+    since = project.vault.request_count  # the log keeps only the last 10,000: count from its end
     code, report = drift_of(project, "--refresh-only")
     assert code == 0 and [d["name"] for d in report["drift"]] == ["untracked"]
-    reads = sorted(path for method, path, _ in list(project.vault.request_log)[since:]
+    sent = project.vault.request_count - since
+    reads = sorted(path for method, path, _ in list(project.vault.request_log)[-sent:]
                    if method == "GET" and path.startswith(f"{project.mount}/data/"))
     tracked = sorted(f"{project.mount}/data/harness/{'SECRET_TEXT' if s.kind == 'text' else 'CONFIG_FILE'}/{s.name}"
                      for s in SECRETS)

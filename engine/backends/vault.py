@@ -36,7 +36,7 @@ from engine.backends.base import Backend, checked_url, common_name_problem
 from engine.backends.metadata import SecretMetadata, from_custom_metadata
 from engine.backends.naming import IDENTITY, NameMap
 from engine.backends.retry import AdaptiveLimit, RetryPolicy, with_retries
-from engine.backends.transport import PooledSession
+from engine.backends.transport import ConnectFailed, PooledSession
 from engine.backends.vault_keys import VaultPaths, mapped_secrets
 from engine.backends.versions import History, vault_history
 from engine.errors import (
@@ -613,6 +613,8 @@ def _classify(err: Exception, address: str) -> tuple[type[BackendError], str]:
 def _connection_refused(err: requests.exceptions.ConnectionError) -> bool:
     """True when no connection could be opened at all (refused, unknown host): not worth
     retrying, unlike a connection that dropped mid-request."""
+    if isinstance(err, ConnectFailed):
+        return True
     reason = getattr(err.args[0], "reason", None) if err.args else None
     return isinstance(reason, urllib3.exceptions.NewConnectionError)
 

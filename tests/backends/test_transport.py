@@ -9,7 +9,7 @@ import pytest
 import requests
 from vaultsim import VaultServer
 
-from engine.backends.transport import PooledSession
+from engine.backends.transport import ConnectFailed, PooledSession
 from engine.backends.vault import VaultBackend
 from engine.errors import TransientError
 from engine.model import Kind, SecretId, SecretValue
@@ -45,7 +45,8 @@ def test_a_server_slower_than_the_timeout_is_a_transient_error(server):
 
 
 def test_the_direct_path_sends_what_requests_would(server):
-    """Same method, path, query, headers and JSON body as requests' own path."""
+    """Same method, path, query, headers and JSON body as requests' own path (but for
+    Accept-Encoding: the direct path asks for no compression, as it decodes none)."""
     seen = []
 
     class Recorder(http.server.BaseHTTPRequestHandler):
@@ -78,7 +79,9 @@ def test_the_direct_path_sends_what_requests_would(server):
         httpd.shutdown()
     (m1, p1, h1, b1), (m2, p2, h2, b2) = seen
     assert (m1, p1, b1) == (m2, p2, b2) == ("POST", "/v1/a%20b/c?list=true", json.dumps({"value": "é"}).encode())
-    assert {k.lower(): v for k, v in h1.items()} == {k.lower(): v for k, v in h2.items()}
+    direct_headers = {k.lower(): v for k, v in h1.items()}
+    assert direct_headers.pop("accept-encoding") == "identity"
+    assert direct_headers == {k.lower(): v for k, v in h2.items() if k.lower() != "accept-encoding"}
 
 
 def test_cookies_a_server_sets_are_sent_back_as_requests_would():
@@ -108,3 +111,100 @@ def test_cookies_a_server_sets_are_sent_back_as_requests_would():
     finally:
         httpd.shutdown()
     assert cookies == [None, "lb=node-2", "lb=node-2"]
+
+
+def _serve(handler) -> tuple[http.server.ThreadingHTTPServer, str]:
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def answer(self, status: int, body: bytes = b"{}", **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_not_failed():
+    """The server closes every connection after one answer, without saying so: each next
+    request notices before sending and opens a new connection."""
+    peers = []
+
+    class OneShot(_Quiet):
+        def do_GET(self):
+            peers.append(self.client_address[1])
+            self.answer(200, b'{"n": 1}')
+            self.close_connection = True
+
+    httpd, origin = _serve(OneShot)
+    try:
+        session = PooledSession(origin, pool_maxsize=2)
+        for _ in range(3):
+            assert session.request("GET", origin + "/v1/x", timeout=5).json() == {"n": 1}
+    finally:
+        httpd.shutdown()
+    assert len(set(peers)) == 3
+
+
+def test_repeated_headers_are_joined_and_errors_come_back_as_responses():
+    class Twice(_Quiet):
+        def do_GET(self):
+            self.send_response(404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("X-Seen", "a")
+            self.send_header("X-Seen", "b")
+            self.send_header("Content-Length", "13")
+            self.end_headers()
+            self.wfile.write(b'{"errors":[]}')
+
+    httpd, origin = _serve(Twice)
+    try:
+        response = PooledSession(origin, pool_maxsize=1).request("GET", origin + "/v1/x", timeout=5)
+    finally:
+        httpd.shutdown()
+    assert (response.status_code, response.ok, response.json()) == (404, False, {"errors": []})
+    assert response.headers["x-seen"] == "a, b"
+    assert response.encoding == "utf-8"
+
+
+def test_a_redirect_is_followed_as_requests_would():
+    """A standby Vault answers 307 with the active node's address; the call ends there."""
+    class Standby(_Quiet):
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            body = self.rfile.read(length)
+            if self.path.startswith("/v1/standby"):
+                self.answer(307, b"", Location="/v1/active" + self.path[len("/v1/standby"):])
+            else:
+                self.answer(200, json.dumps({"path": self.path, "body": body.decode()}).encode())
+
+    httpd, origin = _serve(Standby)
+    try:
+        response = PooledSession(origin, pool_maxsize=1).request(
+            "POST", origin + "/v1/standby/secret/data/x", json={"data": {"value": "v"}}, timeout=5)
+    finally:
+        httpd.shutdown()
+    assert response.json() == {"path": "/v1/active/secret/data/x", "body": '{"data": {"value": "v"}}'}
+
+
+def test_a_port_nobody_listens_on_cannot_be_connected_to():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    session = PooledSession(f"http://127.0.0.1:{port}", pool_maxsize=1)
+    with pytest.raises(ConnectFailed):
+        session.request("GET", f"http://127.0.0.1:{port}/v1/sys/health", timeout=5)
+    with pytest.raises(requests.exceptions.ConnectionError):  # what requests callers catch
+        session.request("GET", f"http://127.0.0.1:{port}/v1/sys/health", timeout=5)
