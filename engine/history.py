@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import SecretShiftError
-from engine.journal import JournalState, read_journal, records
+from engine.journal import JournalState, iter_records, read_journal
 from engine.plan import Plan
 
 HISTORY_DIR = "history"
@@ -66,7 +66,7 @@ def recorded(file: Path, kind: str, about: dict[str, Any], journal_path: Callabl
     nor turns a finished apply into a failed one."""
     started, clock = datetime.now(timezone.utc), time.monotonic()
     path = journal_path()
-    since = len(records(path)) if path is not None and path.exists() else 0
+    since = sum(1 for _ in iter_records(path)) if path is not None and path.exists() else 0
     failure: BaseException | None = None
     try:
         yield
@@ -89,14 +89,14 @@ def run_record(path: Path, since: int, kind: str, about: dict[str, Any], started
                seconds: float, failure: BaseException | None) -> dict[str, Any] | None:
     """The history record of one run: the journal records from number `since` on are the
     ones it wrote. None when it wrote none (it changed nothing)."""
-    written = records(path)[since:]
-    if not written:
+    event = "rollback_step" if kind == "rollback" else "step"
+    steps, ends, count = _this_run(path, since, event)
+    if not count:
         return None
-    state = read_journal(path)
-    ends = [r for r in written if r.get("event") == "end"]
+    state = read_journal(path, sealed=False)
     status = ends[-1].get("status", "unknown") if ends else _status_of(failure, kind)
-    actions = (_rollback_actions(state, written, status) if kind == "rollback"
-               else _apply_actions(state, written))
+    actions = (_rollback_actions(state, steps, status) if kind == "rollback"
+               else _apply_actions(state, steps))
     record: dict[str, Any] = {
         "kind": kind,
         "apply_id": state.apply_id,
@@ -130,8 +130,7 @@ def append(file: Path, record: dict[str, Any]) -> None:
         os.close(fd)
 
 
-def _apply_actions(state: JournalState, written: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    steps = _steps(written, "step")
+def _apply_actions(state: JournalState, steps: dict[int, list[tuple[str, str]]]) -> list[dict[str, Any]]:
     actions = []
     for index, action in enumerate(state.plan.changes):
         mine = steps.get(index, [])
@@ -142,10 +141,10 @@ def _apply_actions(state: JournalState, written: list[dict[str, Any]]) -> list[d
     return actions
 
 
-def _rollback_actions(state: JournalState, written: list[dict[str, Any]], status: str) -> list[dict[str, Any]]:
+def _rollback_actions(state: JournalState, steps: dict[int, list[tuple[str, str]]],
+                      status: str) -> list[dict[str, Any]]:
     """Undone in this run; else already undone (or nothing left to undo) when the rollback
     finished; else not undone; unchanged: the apply never changed this action's secret."""
-    steps = _steps(written, "rollback_step")
     actions = []
     for index, action in enumerate(state.plan.changes):
         changed = {"written", "source_value"} & set(state.actions[index].steps) if index in state.actions else set()
@@ -159,13 +158,19 @@ def _rollback_actions(state: JournalState, written: list[dict[str, Any]], status
     return actions
 
 
-def _steps(written: list[dict[str, Any]], event: str) -> dict[int, list[tuple[str, str]]]:
-    """Per action index, its (step, time) in the order written."""
+def _this_run(path: Path, since: int, event: str) -> tuple[dict[int, list[tuple[str, str]]], list[dict], int]:
+    """From the journal records numbered `since` on (the run's own): per action index its
+    (step, time) of kind `event` in the order written, the end records, and how many
+    records there are."""
     steps: dict[int, list[tuple[str, str]]] = {}
-    for record in written:
+    ends, count = [], 0
+    for record in iter_records(path, since):
+        count += 1
         if record.get("event") == event:
             steps.setdefault(record["index"], []).append((record["step"], record.get("time", "")))
-    return steps
+        elif record.get("event") == "end":
+            ends.append(record)
+    return steps, ends, count
 
 
 def _identity(action) -> dict[str, Any]:

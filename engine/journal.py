@@ -13,6 +13,7 @@ that tells how far it got.
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import threading
@@ -186,12 +187,14 @@ def journal_key(fingerprint_key: bytes) -> bytes:
     return crypto.derive_key(fingerprint_key, "journal v1")
 
 
-def read_journal(path: Path) -> JournalState:
-    """Parse a journal file; a torn last line (a crash mid-write) is ignored."""
-    records = list(_records(path))
-    if not records or records[0].get("event") != "begin":
+def read_journal(path: Path, sealed: bool = True) -> JournalState:
+    """Parse a journal file; a torn last line (a crash mid-write) is ignored. Without
+    `sealed` the sealed values are left out (all that resume and rollback need them for):
+    the journal of a large move holds every source value, sealed."""
+    records = _records(path)
+    begin = next(records, None)
+    if begin is None or begin.get("event") != "begin":
         raise JournalError(f"{path}: not a secretshift journal (no begin record)")
-    begin = records[0]
     try:
         plan = Plan.from_dict(begin["plan"])
     except (KeyError, TypeError, ValueError, PlanError) as error:
@@ -199,7 +202,7 @@ def read_journal(path: Path) -> JournalState:
     actions: dict[int, ActionRecord] = {}
     status = "running"
     count = len(plan.changes)
-    for number, record in enumerate(records[1:], 2):
+    for number, record in enumerate(records, 2):
         event = record.get("event")
         if event in ("step", "rollback_step"):
             index, step = record.get("index"), record.get("step")
@@ -210,7 +213,7 @@ def read_journal(path: Path) -> JournalState:
         if event == "step":
             entry = actions.setdefault(index, ActionRecord())
             entry.steps.append(step)
-            if "sealed" in record:
+            if sealed and "sealed" in record:
                 entry.sealed[step] = record["sealed"]
         elif event == "end":
             status = record["status"]
@@ -224,23 +227,30 @@ def records(path: Path) -> list[dict[str, Any]]:
     return list(_records(path))
 
 
+def iter_records(path: Path, since: int = 0) -> Iterator[dict[str, Any]]:
+    """The records of a journal file from number `since` on (0: the first), read as the
+    file is, not all at once."""
+    return itertools.islice(_records(path), since, None)
+
+
 def _records(path: Path) -> Iterator[dict[str, Any]]:
     try:
-        lines = path.read_bytes().split(b"\n")
+        file = path.open("rb")
     except OSError as error:
         raise JournalError(f"cannot read journal {path}: {error.strerror}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            if number == len(lines):  # an unterminated last line, torn by a crash: that step never happened
-                return
-            raise JournalError(f"{path}:{number}: the journal is damaged (not a JSON record)") from None
-        if not isinstance(record, dict):
-            raise JournalError(f"{path}:{number}: the journal is damaged (not a JSON object)")
-        yield record
+    with file:
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                if not line.endswith(b"\n"):  # an unterminated last line, torn by a crash: that step never happened
+                    return
+                raise JournalError(f"{path}:{number}: the journal is damaged (not a JSON record)") from None
+            if not isinstance(record, dict):
+                raise JournalError(f"{path}:{number}: the journal is damaged (not a JSON object)")
+            yield record
 
 
 def journals(folder: Path) -> list[Path]:
