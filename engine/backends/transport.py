@@ -54,6 +54,9 @@ from requests.utils import (
 # requests would ask for gzip, but Vault answers JSON uncompressed either way.
 _DIRECT_HEADERS = {"Accept": "*/*", "Accept-Encoding": "identity", "Connection": "keep-alive"}
 _DROPPED = (http.client.HTTPException, ConnectionError, BrokenPipeError, EOFError)
+# How a request sent on a connection the server has just closed fails (RemoteDisconnected
+# is a ConnectionResetError).
+_CLOSED_WHILE_IDLE = (ConnectionResetError, BrokenPipeError)
 
 
 class ConnectFailed(requests.exceptions.ConnectionError):
@@ -116,18 +119,28 @@ class PooledSession(requests.Session):
         elif method not in ("GET", "HEAD"):
             sent["Content-Length"] = "0"
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
-        connection = self._checkout(connect)
-        try:
-            connection.set_read_timeout(read)
-            connection.request(method, url[len(self.origin):], body=body, headers=sent)
-            raw = connection.getresponse()
-            content = raw.read()
-        except BaseException as error:
-            connection.close()
-            translated = _as_requests_error(error, url, connecting=False) if isinstance(error, Exception) else error
-            if translated is error:
-                raise
-            raise translated from error
+        reuse = True
+        while True:
+            connection, reused = self._checkout(connect, reuse)
+            raw = None
+            try:
+                connection.set_read_timeout(read)
+                connection.request(method, url[len(self.origin):], body=body, headers=sent)
+                raw = connection.getresponse()
+                content = raw.read()
+                break
+            except BaseException as error:
+                connection.close()
+                if reused and raw is None and isinstance(error, _CLOSED_WHILE_IDLE):
+                    # The server closed this kept-alive connection after the idle check and
+                    # before it read the request: no answer came, so it did not act on it.
+                    # Sent once more on a new connection, as other HTTP clients do.
+                    reuse = False
+                    continue
+                translated = _as_requests_error(error, url, connecting=False) if isinstance(error, Exception) else error
+                if translated is error:
+                    raise
+                raise translated from error
         self._checkin(connection, raw)
         if raw.msg.get("Set-Cookie"):
             extract_cookies_to_jar(self.cookies, requests.Request(method, url, headers=sent).prepare(),
@@ -139,14 +152,18 @@ class PooledSession(requests.Session):
 
     # ----------------------------------------------------------------- the pool
 
-    def _checkout(self, connect_timeout) -> _Connection:
-        """An idle connection the server has not closed, or a new one."""
-        with self._lock:
-            while self._idle:
-                connection = self._idle.pop()
-                if not _closed_by_peer(connection.sock):
-                    return connection
-                connection.close()
+    def _checkout(self, connect_timeout, reuse: bool) -> tuple[_Connection, bool]:
+        """An idle connection the server has not closed (when `reuse`), or a new one; and
+        whether it was reused. The check for a closed connection is a system call: it is
+        made outside the lock."""
+        while reuse:
+            with self._lock:
+                connection = self._idle.pop() if self._idle else None
+            if connection is None:
+                break
+            if not _closed_by_peer(connection.sock):
+                return connection, True
+            connection.close()
         connection = _connection(self._host, self._port, connect_timeout, self._tls_context() if self._tls else None)
         try:
             connection.connect()
@@ -156,7 +173,7 @@ class PooledSession(requests.Session):
             if translated is error:
                 raise
             raise translated from error
-        return connection
+        return connection, False
 
     def _checkin(self, connection: _Connection, raw: http.client.HTTPResponse) -> None:
         if raw.will_close:

@@ -4,6 +4,7 @@ behaves as a requests.Session would: headers, timeouts, cookies, errors."""
 import http.server
 import json
 import threading
+import time
 
 import pytest
 import requests
@@ -154,6 +155,50 @@ def test_an_idle_connection_the_server_closed_is_replaced_not_failed():
     finally:
         httpd.shutdown()
     assert len(set(peers)) == 3
+
+
+def test_a_connection_the_server_closes_after_the_idle_check_is_sent_again_once():
+    """The race the idle check cannot see: the server answers, then closes the connection
+    only after the client has sent its next request on it. That request never reached the
+    server's handler, so it goes once more on a new connection instead of failing."""
+    handled = []
+
+    class ClosesLate(_Quiet):
+        def do_PUT(self):
+            handled.append(self.client_address[1])
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.answer(200, b'{"ok": true}')
+            time.sleep(0.3)  # the client's next request arrives meanwhile, unread
+            self.close_connection = True
+
+    httpd, origin = _serve(ClosesLate)
+    try:
+        session = PooledSession(origin, pool_maxsize=1)
+        for n in range(3):
+            response = session.request("PUT", origin + "/v1/x", json={"n": n}, timeout=5)
+            assert response.json() == {"ok": True}
+    finally:
+        httpd.shutdown()
+    assert len(handled) == 3  # each request handled exactly once
+    assert len(set(handled)) == 3
+
+
+def test_a_new_connection_dropped_without_an_answer_is_an_error_not_a_loop():
+    connections = []
+
+    class Hangs(_Quiet):
+        def do_GET(self):
+            connections.append(self.client_address[1])
+            self.close_connection = True  # no answer at all
+
+    httpd, origin = _serve(Hangs)
+    try:
+        session = PooledSession(origin, pool_maxsize=1)
+        with pytest.raises(requests.exceptions.ConnectionError, match="dropped"):
+            session.request("GET", origin + "/v1/x", timeout=5)
+    finally:
+        httpd.shutdown()
+    assert len(connections) == 1
 
 
 def test_repeated_headers_are_joined_and_errors_come_back_as_responses():
