@@ -12,6 +12,7 @@ from engine.errors import PlanError
 from engine.plan import Plan
 from engine.render.json import render_json
 from engine.resources import load_schema
+from engine.schema import fast_is_valid
 
 
 def save_plan(path: Path, plan: Plan) -> None:
@@ -40,7 +41,7 @@ def load_plan(path: str | os.PathLike) -> Plan:
         document = json.loads(text)
     except json.JSONDecodeError as error:
         raise PlanError(f"{path}:{error.lineno}:{error.colno}: not a valid plan file ({error.msg})") from None
-    if not _fast_validator().is_valid(document):
+    if not fast_is_valid(_fast_validator(), document):
         import jsonschema  # imported here: only an invalid plan needs it
 
         problem = jsonschema.exceptions.best_match(_validator().iter_errors(document))

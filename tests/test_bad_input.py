@@ -230,6 +230,24 @@ def _plan_listing_one_secret_twice(project) -> Case:
     return Case(["apply", "p.json"], ["p.json", repr(document["actions"][0]["name"])])
 
 
+def _plan_with_a_lone_surrogate_in_a_name(project) -> Case:
+    """JSON may escape a lone surrogate; the fast schema check cannot take it and must
+    leave the verdict to the full one, never crash."""
+    document = save_plan(project)
+    text = json.dumps(document).replace(json.dumps(document["actions"][0]["name"]), '"db\\ud800"', 1)
+    (project.root / "p.json").write_text(text)
+    return Case(["apply", "p.json"], ["p.json"])
+
+
+def _plan_with_a_fingerprint_ending_in_a_newline(project) -> Case:
+    """Python's `$` matches before a final newline, so the schema's fingerprint pattern
+    alone would pass it; the plan is still refused (a fingerprint is exact)."""
+    document = save_plan(project)
+    document["actions"][0]["source_fingerprint"] += "\n"
+    write_json(project, "p.json", document)
+    return Case(["apply", "p.json"], ["stale plan, nothing was written"])
+
+
 def _plan_missing(project) -> Case:
     return Case(["apply", "no-such-plan.json"], ["cannot read plan file no-such-plan.json"])
 
@@ -259,6 +277,8 @@ PLAN_CASES = {
     "plan-naming-an-unknown-manager": _plan_naming_an_unknown_manager,
     "plan-with-nul-in-a-name": _plan_with_a_nul_in_a_name,
     "plan-listing-one-secret-twice": _plan_listing_one_secret_twice,
+    "plan-with-a-lone-surrogate-in-a-name": _plan_with_a_lone_surrogate_in_a_name,
+    "plan-with-a-fingerprint-ending-in-a-newline": _plan_with_a_fingerprint_ending_in_a_newline,
     "plan-file-missing": _plan_missing,
     "plan-file-is-a-folder": _plan_is_a_folder,
 }

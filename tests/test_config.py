@@ -278,3 +278,25 @@ def test_every_valid_example_passes_the_schema_alone():
         data, _, problems = config_module._parse_yaml(path.read_bytes(), path.name)
         assert problems == []
         assert list(jsonschema.Draft202012Validator(schema.load_schema()).iter_errors(data)) == [], path
+
+
+def _yaml_documents() -> list[tuple[str, object]]:
+    import yaml
+
+    found = []
+    for path in sorted(VALID.glob("*.yaml")) + INVALID_FILES:
+        try:
+            found.append((path.name, yaml.safe_load(path.read_text("utf-8"))))
+        except (yaml.YAMLError, UnicodeDecodeError, ValueError):
+            continue  # not YAML at all: never reaches the schema
+    return found
+
+
+def test_the_fast_validity_check_agrees_with_jsonschema_on_every_sample_config():
+    """jsonschema-rs decides whether a config goes on to jsonschema's worded errors, so it
+    must call valid exactly what jsonschema does: checked on every sample, valid or not."""
+    fast, full = schema._fast_validator(), schema._validator()
+    documents = _yaml_documents()
+    assert len(documents) > 40
+    for name, document in documents:
+        assert schema.fast_is_valid(fast, document) == full.is_valid(document), name
