@@ -17,6 +17,10 @@ class Kind(str, enum.Enum):
     TEXT = "text"
     FILE = "file"
 
+    # Enum's own __hash__ is a Python function; as a str, hash the value (consistent with
+    # `==`, which compares the value). Secret ids are hashed in every lookup of a run.
+    __hash__ = str.__hash__
+
     def __str__(self) -> str:
         return self.value
 
