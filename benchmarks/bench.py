@@ -5,11 +5,11 @@ injected latency per request, all in one run so that the ratios compare like wit
     python benchmarks/bench.py --full     # also 10,000 secrets (much longer)
     python benchmarks/bench.py --counts 50000 --latencies 0 --only-memory
 
-For each size and latency, for Vault -> Vault and builtin -> Vault (copy mode):
-secretshift `plan --out`, `apply FILE`, and a no-change `plan`; the naive loop's copy and
-its read-only pass; the ceiling (the best request rate a minimal concurrent client gets
-from that server); requests per secret, CPU seconds per 1,000 secrets and peak RSS of
-each client process. Times are wall-clock seconds; ratios are naive / secretshift.
+For each size and latency, for Vault -> Vault (copy and move) and builtin -> Vault (copy):
+secretshift `plan --out`, `apply FILE`, and a no-change `plan`; from Vault, the naive
+loop doing the same copy or move, and its read-only pass; the ceiling (the best request
+rate a minimal concurrent client gets from that server); requests per secret, CPU seconds
+per 1,000 secrets and peak RSS of each client process. Times are wall-clock seconds; ratios are naive / secretshift.
 """
 
 from __future__ import annotations
@@ -51,13 +51,18 @@ class Run:
     system: float = 0.0  # the part of `cpu` spent in the kernel
 
 
-def measure(server: VaultServer, command: list[str], env: dict | None = None) -> Run:
-    """Run a client process to the end; its wall time, CPU, peak RSS and requests served."""
+def measure(server: VaultServer, command: list[str], env: dict | None = None, latency: float = 0.0) -> Run:
+    """Run a client process to the end, with `latency` seconds added to every request it
+    makes; its wall time, CPU, peak RSS and requests served."""
     server.reset_counts()
+    server.latency = latency
     started = time.perf_counter()
-    process = subprocess.Popen(command, env={**os.environ, **(env or {})},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(process.pid, 0)
+    try:
+        process = subprocess.Popen(command, env={**os.environ, **(env or {})},
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+    finally:
+        server.latency = 0
     elapsed = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode not in (0, 2):
@@ -100,7 +105,7 @@ def seed_builtin(path: Path, key: bytes, secrets: dict[SecretId, bytes]) -> None
     store.close()
 
 
-def config_text(server: VaultServer, source: str, target_mount: str, parallelism: int) -> str:
+def config_text(server: VaultServer, source: str, target_mount: str, parallelism: int, mode: str) -> str:
     vault = (f"type: vault, address: \"{server.url}\", token: {{env: VAULT_TOKEN}}, base_path: {BASE}, "
              f"kv_version: 2, parallelism: {parallelism}")
     return f"""version: 1
@@ -109,31 +114,49 @@ managers:
   target: {{{vault}, secret_engine: {target_mount}}}
 fingerprint_key: {{file: fingerprint.key}}
 migrations:
-  - {{from: source, to: target, mode: copy}}
+  - {{from: source, to: target, mode: {mode}}}
 """
 
 
-def ceiling(server: VaultServer, path: str) -> float:
-    """The best rate over a few client shapes (processes x threads), in requests/second."""
+def ceiling(server: VaultServer, latency: float) -> float:
+    """The best rate over a few client shapes (processes x threads) reading one secret, in
+    requests/second, with `latency` seconds added to every request."""
+    server.enable_kv("probe", version=2)
+    hvac.Client(url=server.url, token=TOKEN).secrets.kv.v2.create_or_update_secret(
+        "x", secret={"value": "x"}, mount_point="probe")
     best = 0.0
-    for processes, threads in ((1, 32), (2, 32), (2, 64)):
-        command = [sys.executable, str(ROOT / "benchmarks" / "ceiling.py"), "127.0.0.1", str(server.port),
-                   TOKEN, path, "3", str(threads)]
-        clients = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
-        best = max(best, sum(float(c.communicate()[0]) for c in clients))
+    server.latency = latency
+    try:
+        for processes, threads in ((1, 32), (2, 32), (2, 64)):
+            command = [sys.executable, str(ROOT / "benchmarks" / "ceiling.py"), "127.0.0.1", str(server.port),
+                       TOKEN, "/v1/probe/data/x", "3", str(threads)]
+            clients = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+            best = max(best, sum(float(c.communicate()[0]) for c in clients))
+    finally:
+        server.latency = 0
     return best
 
 
-def scenario(server: VaultServer, count: int, source_kind: str, secrets, work: Path, index: int,
-             parallelism: int) -> dict:
-    """One row: secretshift plan/apply/no-change plan and the naive loop, same server."""
+@dataclass(frozen=True)
+class Case:
+    """One row of the table: what is migrated, how, and at what latency (seconds)."""
+
+    count: int
+    latency: float
+    source: str  # "vault" or "builtin"
+    mode: str  # "copy" or "move"
+
+
+def scenario(server: VaultServer, case: Case, secrets, work: Path, index: int, parallelism: int) -> dict:
+    """secretshift plan/apply/no-change plan and, from Vault, the naive loop, on one server;
+    seeding is not measured and runs without the latency."""
     source_mount, target_mount, naive_mount = f"src{index}", f"dst{index}", f"naive{index}"
     for mount in (target_mount, naive_mount):
         server.enable_kv(mount, version=2)
     folder = work / f"run{index}"
     folder.mkdir()
     (folder / "fingerprint.key").write_text(base64.b64encode(os.urandom(32)).decode())
-    if source_kind == "vault":
+    if case.source == "vault":
         server.enable_kv(source_mount, version=2)
         seed_vault(server, source_mount, secrets)
         source = (f"{{type: vault, address: \"{server.url}\", token: {{env: VAULT_TOKEN}}, "
@@ -143,39 +166,40 @@ def scenario(server: VaultServer, count: int, source_kind: str, secrets, work: P
         (folder / "master.key").write_text(base64.b64encode(key).decode())
         seed_builtin(folder / "source.db", key, secrets)
         source = "{type: builtin, path: source.db, key: {file: master.key}}"
-    (folder / "secretshift.yaml").write_text(config_text(server, source, target_mount, parallelism))
+    (folder / "secretshift.yaml").write_text(config_text(server, source, target_mount, parallelism, case.mode))
     env = {"VAULT_TOKEN": TOKEN}
     cli = [str(SECRETSHIFT), "-c", str(folder / "secretshift.yaml")]
-    row = {"plan": measure(server, cli + ["plan", "--out", str(folder / "plan.json")], env)}
-    row["apply"] = measure(server, cli + ["apply", str(folder / "plan.json")], env)
-    row["noop"] = measure(server, cli + ["plan", "--detailed-exitcode"], env)
-    if source_kind == "vault":
-        naive = [sys.executable, str(ROOT / "benchmarks" / "naive.py"), server.url, TOKEN, source_mount]
-        row["naive_copy"] = measure(server, naive + [naive_mount, BASE, "copy"])
-        row["naive_read"] = measure(server, naive + [naive_mount, BASE, "read"])
+    row = {"plan": measure(server, cli + ["plan", "--out", str(folder / "plan.json")], env, case.latency)}
+    row["apply"] = measure(server, cli + ["apply", str(folder / "plan.json")], env, case.latency)
+    row["noop"] = measure(server, cli + ["plan", "--detailed-exitcode"], env, case.latency)
+    if case.source == "vault":
+        naive = [sys.executable, str(ROOT / "benchmarks" / "naive.py"), server.url, TOKEN]
+        # A source of its own (secretshift's move emptied the other); the read-only pass
+        # goes first, as a naive move empties this one too.
+        naive_source = f"naivesrc{index}"
+        server.enable_kv(naive_source, version=2)
+        seed_vault(server, naive_source, secrets)
+        row["naive read"] = measure(server, naive + [naive_source, naive_mount, BASE, "read"], latency=case.latency)
+        row[f"naive {case.mode}"] = measure(server, naive + [naive_source, naive_mount, BASE, case.mode],
+                                            latency=case.latency)
     return row
 
 
-def report(count: int, latency: float, source_kind: str, row: dict, best: float, naive: dict) -> list[str]:
-    per_k = 1000 / count
+def report(case: Case, row: dict, best: float) -> list[str]:
+    per_k = 1000 / case.count
     lines = []
-    for name in ("plan", "apply", "noop"):
-        run = row[name]
-        lines.append(f"| {count} | {latency * 1000:g} ms | {source_kind} -> vault | secretshift {name} | "
-                     f"{run.seconds:.2f} | {run.requests / count:.2f} | {run.requests / run.seconds:.0f} | "
+    for name, run in row.items():
+        client = name if name.startswith("naive") else f"secretshift {name}"
+        lines.append(f"| {case.count} | {case.latency * 1000:g} ms | {case.source} -> vault {case.mode} | {client} | "
+                     f"{run.seconds:.2f} | {run.requests / case.count:.2f} | {run.requests / run.seconds:.0f} | "
                      f"{run.cpu * per_k:.2f} | {run.rss_mb:.0f} |")
-    for name in ("naive_copy", "naive_read"):
-        if name in naive:
-            run = naive[name]
-            lines.append(f"| {count} | {latency * 1000:g} ms | vault -> vault | {name.replace('_', ' ')} | "
-                         f"{run.seconds:.2f} | {run.requests / count:.2f} | {run.requests / run.seconds:.0f} | "
-                         f"{run.cpu * per_k:.2f} | {run.rss_mb:.0f} |")
+    naive = row.get(f"naive {case.mode}")
     if naive:
         plan, apply, noop = row["plan"], row["apply"], row["noop"]
         lines.append(
-            f"| | | | **ratios** | apply {naive['naive_copy'].seconds / apply.seconds:.1f}x faster than the naive "
-            f"copy; plan+apply {naive['naive_copy'].seconds / (plan.seconds + apply.seconds):.1f}x; no-change plan "
-            f"{noop.seconds / naive['naive_read'].seconds:.2f} of the naive read pass; apply request rate "
+            f"| | | | **ratios** | apply {naive.seconds / apply.seconds:.1f}x faster than the naive "
+            f"{case.mode}; plan+apply {naive.seconds / (plan.seconds + apply.seconds):.1f}x; no-change plan "
+            f"{noop.seconds / row['naive read'].seconds:.2f} of the naive read pass; apply request rate "
             f"{apply.requests / apply.seconds / best:.0%} of the ceiling ({best:.0f}/s) | | | | | |")
     return lines
 
@@ -185,6 +209,8 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="also 10,000 secrets")
     parser.add_argument("--counts", type=int, nargs="*", help="numbers of secrets (default 2000; --full adds 10000)")
     parser.add_argument("--latencies", type=float, nargs="*", default=[10, 2], help="ms per request")
+    parser.add_argument("--modes", nargs="*", default=["copy", "move"], choices=["copy", "move"],
+                        help="Vault -> Vault migration modes (builtin -> Vault is always a copy)")
     parser.add_argument("--parallelism", type=int, default=32, help="secretshift's parallelism per manager")
     parser.add_argument("--only-memory", action="store_true", help="builtin -> vault only, no naive runs")
     args = parser.parse_args()
@@ -196,46 +222,20 @@ def main() -> None:
         for count in counts:
             secrets = values(count, seed=count)
             for latency_ms in args.latencies:
+                cases = [] if args.only_memory else [Case(count, latency_ms / 1000, "vault", m) for m in args.modes]
+                cases.append(Case(count, latency_ms / 1000, "builtin", "copy"))
                 server = VaultServer(root_token=TOKEN).start()
                 try:
-                    server.enable_kv("probe", version=2)
-                    hvac.Client(url=server.url, token=TOKEN).secrets.kv.v2.create_or_update_secret(
-                        "x", secret={"value": "x"}, mount_point="probe")
-                    server.latency = latency_ms / 1000
-                    best = ceiling(server, "/v1/probe/data/x")
-                    kinds = ["builtin"] if args.only_memory else ["vault", "builtin"]
-                    for kind in kinds:
+                    best = ceiling(server, latency_ms / 1000)
+                    for case in cases:
                         index += 1
-                        server.latency = 0
-                        row = scenario(server, count, kind, secrets, Path(tmp), index, args.parallelism) \
-                            if latency_ms == 0 else None
-                        if row is None:
-                            row = _with_latency(server, count, kind, secrets, Path(tmp), index, args.parallelism,
-                                                latency_ms)
-                        naive = {k: row.pop(k) for k in ("naive_copy", "naive_read") if k in row}
-                        lines += report(count, latency_ms / 1000, kind, row, best, naive)
-                        print("\n".join(lines[-(len(row) + len(naive) + (1 if naive else 0)):]), flush=True)
+                        row = scenario(server, case, secrets, Path(tmp), index, args.parallelism)
+                        row = {name: run for name, run in row.items() if run is not None}
+                        lines += report(case, row, best)
+                        print("\n".join(lines[-(len(row) + (1 if f"naive {case.mode}" in row else 0)):]), flush=True)
                 finally:
                     server.stop()
     print("\n" + "\n".join(lines))
-
-
-def _with_latency(server, count, kind, secrets, work, index, parallelism, latency_ms) -> dict:
-    """Seed without latency (not measured), then measure with it."""
-    original = scenario.__globals__["measure"]
-
-    def measured(srv, command, env=None):
-        srv.latency = latency_ms / 1000
-        try:
-            return original(srv, command, env)
-        finally:
-            srv.latency = 0
-
-    scenario.__globals__["measure"] = measured
-    try:
-        return scenario(server, count, kind, secrets, work, index, parallelism)
-    finally:
-        scenario.__globals__["measure"] = original
 
 
 if __name__ == "__main__":

@@ -39,9 +39,8 @@ def main() -> None:
         (folder / "fingerprint.key").write_text(base64.b64encode(os.urandom(32)).decode())
         source = (f"{{type: vault, address: \"{server.url}\", token: {{env: VAULT_TOKEN}}, "
                   f"secret_engine: src, base_path: bench, kv_version: 2, parallelism: {args.parallelism}}}")
-        (folder / "secretshift.yaml").write_text(config_text(server, source, "dst", args.parallelism))
+        (folder / "secretshift.yaml").write_text(config_text(server, source, "dst", args.parallelism, "copy"))
         cli = [str(SECRETSHIFT), "-c", str(folder / "secretshift.yaml")]
-        server.latency = args.latency / 1000
         print("| command | seconds | requests | requests/secret | CPU ms/request (kernel) | CPU s/1000 secrets |")
         print("|---|---:|---:|---:|---:|---:|")
         for name, command in (("plan", ["plan", "--out", str(folder / "plan.json")]),
@@ -50,9 +49,9 @@ def main() -> None:
             full = cli + command
             if args.profile:
                 target = Path(args.out) / f"profile-{name.replace(' ', '-')}.speedscope.json"
-                full = [shutil.which("py-spy") or "py-spy", "record", "--format", "speedscope", "--rate", "200", "--gil", "--nonblocking",
-                        "--subprocesses", "-o", str(target), "--"] + full
-            run = measure(server, full, {"VAULT_TOKEN": TOKEN})
+                full = [shutil.which("py-spy") or "py-spy", "record", "--format", "speedscope", "--rate", "200",
+                        "--gil", "--nonblocking", "--subprocesses", "-o", str(target), "--"] + full
+            run = measure(server, full, {"VAULT_TOKEN": TOKEN}, args.latency / 1000)
             print(f"| {name} | {run.seconds:.2f} | {run.requests} | {run.requests / args.count:.2f} | "
                   f"{run.cpu * 1000 / max(1, run.requests):.3f} ({run.system * 1000 / max(1, run.requests):.3f}) | "
                   f"{run.cpu * 1000 / args.count:.2f} |", flush=True)

@@ -1,7 +1,8 @@
 """The obvious alternative to secretshift: a sequential hvac loop.
 
-Usage: naive.py URL TOKEN SOURCE_MOUNT TARGET_MOUNT BASE_PATH (copy|read)
-`copy` reads every secret of the source and writes it to the target; `read` only reads.
+Usage: naive.py URL TOKEN SOURCE_MOUNT TARGET_MOUNT BASE_PATH (copy|move|read)
+`copy` reads every secret of the source and writes it to the target; `move` then also
+deletes the source (KV v2 soft delete, as secretshift does); `read` only reads.
 Runs in its own process so that its CPU and memory are measured apart from the server.
 """
 
@@ -20,8 +21,10 @@ def main(url: str, token: str, source: str, target: str, base: str, mode: str) -
         for key in keys:
             path = f"{base}/{folder}/{key}"
             data = kv.read_secret_version(path, mount_point=source, raise_on_deleted_version=True)["data"]["data"]
-            if mode == "copy":
+            if mode in ("copy", "move"):
                 kv.create_or_update_secret(path, secret=data, mount_point=target)
+            if mode == "move":
+                kv.delete_latest_version_of_secret(path, mount_point=source)
 
 
 if __name__ == "__main__":
