@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-
 from engine import vault_mapping
 from engine.backends.base import common_name_problem
 from engine.backends.naming import name_map_problems

@@ -44,7 +44,7 @@ def write_history(managers: Managers, action: Action) -> str:
             continue
         managers.write(action.target, action.id, value)
         carried += 1
-    note = f"carried {carried} earlier versions from {action.source}"
+    note = f"carried {carried} earlier version{'' if carried == 1 else 's'} from {action.source}"
     return note + (f" - skipped {' '.join(skipped)}" if skipped else "")
 
 

@@ -42,8 +42,8 @@ from botocore.config import Config
 
 from engine.backends import metadata as metadata_mod
 from engine.backends.base import Backend, checked_url, common_name_problem
-from engine.backends.naming import NameMap
 from engine.backends.metadata import SecretMetadata
+from engine.backends.naming import NameMap
 from engine.backends.versions import History, aws_history
 from engine.errors import (
     BackendError,

@@ -42,7 +42,7 @@ class SecretMetadata:
     history: str | None = None  # how earlier versions were carried (history: all), e.g. "2 earlier versions..."
 
     def __bool__(self) -> bool:
-        return bool(self.description or self.tags or self.format)
+        return bool(self.description or self.tags or self.format or self.history)
 
 
 def user_tags(tags: dict[str, str]) -> dict[str, str]:

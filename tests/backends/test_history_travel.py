@@ -260,3 +260,16 @@ def test_apply_killed_while_writing_history_rolls_back(tmp_path, slow_vault, mon
     for name, values in expected.items():
         assert _current(kv, "src-undo", name) == values[-1]
         assert _current(kv, "dst-undo", name) is None  # partial targets removed (soft-deleted)
+
+
+def test_the_history_note_is_written_for_a_source_without_description_or_tags(vault, moto_server, both, tmp_path):
+    """The note alone is metadata worth writing (it was dropped when nothing else travelled)."""
+    hv, aws = both
+    mount, prefix = fresh_mount(vault, 2), f"hist-{uuid.uuid4().hex[:8]}/"
+    aws.create_secret(Name=prefix + "bare", SecretString="b1")
+    aws.put_secret_value(SecretId=prefix + "bare", SecretString="b2")
+    config = _config(tmp_path, vault, mount, moto_server, prefix, "aws", "v", "copy")
+    assert commands.apply(config, None, True, Recorder()) == 0
+    meta = hv.secrets.kv.v2.read_secret_metadata(path="h/SECRET_TEXT/bare", mount_point=mount)["data"]
+    assert meta["current_version"] == 2
+    assert meta["custom_metadata"] == {"secretshift:history": "carried 1 earlier version from aws"}
