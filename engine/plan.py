@@ -68,6 +68,12 @@ class Action:
         """True when the action writes the source's value to the target."""
         return self.action in ("move", "copy", "update")
 
+    @property
+    def overwrites(self) -> bool:
+        """True when the write replaces a different value the target held (what `update`
+        means; a saved plan that calls it anything else is refused)."""
+        return self.writes_target and self.target_fingerprint not in (None, self.source_fingerprint)
+
     def to_dict(self) -> dict[str, Any]:
         """The contract's JSON form."""
         return {

@@ -124,19 +124,33 @@ def disagreements(plan: Plan, config: Config, rules: Mapping[str, PlacementRules
         elif _DELETES_SOURCE.get(action.action, action.delete_source) != action.delete_source:
             problems.append(f"{action.id}: a {action.action} action with delete_source "
                             f"{str(action.delete_source).lower()}")
-        elif not _placed_so(action, explicit.get(action.id), config):
+        elif (history := _placed_so(action, explicit.get(action.id), config)) is None:
             problems.append(f"{action.id}: the config does not place it in {action.target!r} from "
                             f"{action.source!r} by {'move' if action.delete_source else 'copy'}")
+        elif action.history != history:
+            problems.append(f"{action.id}: history {action.history} where the config says history {history}")
+        elif action.overwrites and action.action != "update":
+            problems.append(f"{action.id}: a {action.action} onto the different value manager {action.target!r} "
+                            "holds; only an update may overwrite it")
+        elif action.action == "update" and not action.overwrites:
+            problems.append(f"{action.id}: an update with no different value in manager {action.target!r} "
+                            "to overwrite")
+        elif action.action == "update" and config.on_conflict != "overwrite":
+            problems.append(f"{action.id}: an update overwrites the value in manager {action.target!r}, "
+                            f"which on_conflict: {config.on_conflict} does not allow")
         seen.add((action.id, action.source))
     return problems
 
 
-def _placed_so(action, entry: SecretPlacement | None, config: Config) -> bool:
+def _placed_so(action, entry: SecretPlacement | None, config: Config) -> str | None:
+    """The `history` setting of what places `action`'s secret in its target from its
+    source in its mode; None when nothing in the config does."""
     mode = "move" if action.delete_source else "copy"
     if entry is not None:
-        return entry.manager == action.target and entry.source in (None, action.source) and entry.mode == mode
-    return any(m.source == action.source and m.target == action.target and m.mode == mode
-               and _matches(m, action.id) for m in config.migrations)
+        placed = entry.manager == action.target and entry.source in (None, action.source) and entry.mode == mode
+        return "current" if placed else None
+    return next((m.history for m in config.migrations if m.source == action.source and m.target == action.target
+                 and m.mode == mode and _matches(m, action.id)), None)
 
 
 def _problem_order(problem: Problem) -> tuple:

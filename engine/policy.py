@@ -29,7 +29,7 @@ def check_policy(changes: Iterable[Action], policy: Policy, state: State, key_id
     if policy.no_deletes:
         problems += [_no_deletes(a) for a in changes if a.delete_source]
     if policy.no_overwrite_unmanaged:
-        problems += [p for a in changes if a.action == "update" for p in _unmanaged(a, state, key_id)]
+        problems += [p for a in changes if a.overwrites for p in _unmanaged(a, state, key_id)]
     if policy.source_only:
         problems += [_source_only(a) for a in changes if a.writes_target and a.target in policy.source_only]
     if policy.max_changes is not None and len(changes) > policy.max_changes:

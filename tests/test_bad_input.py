@@ -248,6 +248,14 @@ def _plan_with_a_fingerprint_ending_in_a_newline(project) -> Case:
     return Case(["apply", "p.json"], ["stale plan, nothing was written"])
 
 
+def _plan_asking_for_history_the_config_does_not(project) -> Case:
+    """`history: all` copies every earlier version: only the config may ask for it."""
+    document = save_plan(project)
+    document["actions"][0]["history"] = "all"
+    write_json(project, "p.json", document)
+    return Case(["apply", "p.json"], ["p.json", "history all where the config says history current"])
+
+
 def _plan_missing(project) -> Case:
     return Case(["apply", "no-such-plan.json"], ["cannot read plan file no-such-plan.json"])
 
@@ -279,6 +287,7 @@ PLAN_CASES = {
     "plan-listing-one-secret-twice": _plan_listing_one_secret_twice,
     "plan-with-a-lone-surrogate-in-a-name": _plan_with_a_lone_surrogate_in_a_name,
     "plan-with-a-fingerprint-ending-in-a-newline": _plan_with_a_fingerprint_ending_in_a_newline,
+    "plan-asking-for-history-the-config-does-not": _plan_asking_for_history_the_config_does_not,
     "plan-file-missing": _plan_missing,
     "plan-file-is-a-folder": _plan_is_a_folder,
 }

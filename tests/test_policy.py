@@ -5,6 +5,7 @@ builtin `harness` -> Vault KV v2 (the Vault-API simulator)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -154,6 +155,51 @@ def test_a_saved_plan_is_checked_against_the_state_of_when_it_is_applied(project
                                       raise_on_deleted_version=False)["data"]["data"]["value"].startswith("canary")
 
 
+def _edit_saved_plan(project, edit, digest=None) -> None:
+    """Edit plan.json's actions, drop its errors; with `digest`, record that config file's."""
+    document = json.loads((project.root / "plan.json").read_text())
+    for action in document["actions"]:
+        edit(action)
+    document["errors"] = []
+    if digest is not None:
+        document["config_digest"] = hashlib.sha256(digest.read_bytes()).hexdigest()
+    (project.root / "plan.json").write_text(json.dumps(document))
+
+
+def test_a_saved_plan_edited_to_call_an_overwrite_a_copy_is_refused(project):
+    """Editing `update` into `copy` (and dropping the plan's errors) must not slip an
+    overwrite past no_overwrite_unmanaged, nor past on_conflict (the config digest is no
+    secret: anyone can compute it): a write onto a different value is an update,
+    whatever the file calls it, and only on_conflict: overwrite allows one."""
+    client = project.client().secrets.kv.v2
+    client.create_or_update_secret(path="harness/SECRET_TEXT/pol_0", secret={"value": "precious"},
+                                   mount_point=project.mount)
+    before = project.state()
+
+    def as_copy(action):
+        if action["action"] == "update":
+            action["action"] = "copy"
+
+    with_policy(project, {"no_overwrite_unmanaged": True}, mode="copy", on_conflict="overwrite", include=["pol_0"])
+    assert project.run("plan", "--out", "plan.json").code == 1
+    _edit_saved_plan(project, as_copy)
+    assert_one_error_line(project.run("apply", "plan.json"), "policy.no_overwrite_unmanaged", "pol_0",
+                          "which secretshift never wrote")
+
+    project.configure(mode="copy", on_conflict="overwrite", include=["pol_0"])
+    assert project.run("plan", "--out", "plan.json").code == 0
+    _edit_saved_plan(project, as_copy)
+    assert_one_error_line(project.run("apply", "plan.json"), "plan.json", "pol_0", "only an update may overwrite it")
+
+    assert project.run("plan", "--out", "plan.json").code == 0
+    project.configure(mode="copy", on_conflict="fail", include=["pol_0"])
+    _edit_saved_plan(project, lambda action: None, digest=project.config_path)
+    assert_one_error_line(project.run("apply", "plan.json"), "plan.json", "pol_0", "on_conflict: fail")
+
+    assert project.state() == before
+    assert project.vault_values()["harness/SECRET_TEXT/pol_0"] == {"value": "precious"}
+
+
 def test_policy_rules_as_data():
     """Every rule on one plan, through the pure check."""
     secret = SecretId(Kind.TEXT, "s")
@@ -168,7 +214,8 @@ def test_policy_rules_as_data():
                                                      ours, "other")[0].message
     rules = Policy(no_deletes=True, no_overwrite_unmanaged=True, max_changes=0, source_only=("dst",))
     move = Action("move", secret, "src", "dst", "dst/s", fp_b, None, delete_source=True)
-    found = [p.message.split(":")[0] for p in check_policy([move, update(fp_b)], rules, ours, "key")]
+    hand_edited = update("hmac-sha256:" + "c" * 64)  # not what secretshift wrote (fp_a)
+    found = [p.message.split(":")[0] for p in check_policy([move, hand_edited], rules, ours, "key")]
     assert found == ["policy.no_deletes", "policy.no_overwrite_unmanaged", "policy.source_only",
                      "policy.source_only", "policy.max_changes"]
     assert check_policy([move], Policy(), State(), "key") == []
