@@ -444,11 +444,16 @@ def _master_key(raw: bytes, origin: str) -> SecretValue:
 
 
 def _token(raw: bytes, origin: str) -> SecretValue:
-    """A token: the text, without surrounding white space (a key file's newline)."""
+    """A token: the text, without surrounding white space (a key file's newline). It
+    travels in an HTTP header, so it is one line of printable characters."""
     try:
-        return SecretValue.from_text(raw.decode("utf-8").strip())
+        text = raw.decode("utf-8").strip()
     except UnicodeDecodeError:
         raise ValueError(f"the token from {origin} is not UTF-8 text") from None
+    if not text.isprintable():
+        what = "several lines" if any(c in text for c in "\r\n") else "a control character"
+        raise ValueError(f"the token from {origin} holds {what}; it must be the token alone, on one line")
+    return SecretValue.from_text(text)
 
 
 def _fingerprint_key(raw: bytes, origin: str) -> SecretValue:

@@ -257,7 +257,7 @@ class Project:
         return self.config
 
     def env(self, **extra: str) -> dict[str, str]:
-        return base_env(VAULT_TOKEN=self.token, **extra)
+        return base_env(**{"VAULT_TOKEN": self.token, **extra})
 
     def run(self, *args: str, stdin: bytes | None = b"", env: dict | None = None,
             cwd: Path | None = None) -> Result:

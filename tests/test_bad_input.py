@@ -432,6 +432,13 @@ def _config_huge(project) -> Case:
     return Case(["plan"], ["secretshift.yaml: is larger than 1 MiB"])
 
 
+def _token_with_a_comment_line(project) -> Case:
+    """A token file or variable with a second line would reach an HTTP header."""
+    line = config_line(project, "env: VAULT_TOKEN")
+    return Case(["validate"], [f"secretshift.yaml:{line}:", "environment variable VAULT_TOKEN", "several lines"],
+                env={"VAULT_TOKEN": project.token + "\n# the CI token"})
+
+
 CONFIG_CASES = {
     "config-truncated-mid-mapping": config_static("config_truncated.yaml", "invalid YAML"),
     "config-random-bytes": config_static("config_random_bytes.yaml", "is a binary file"),
@@ -440,6 +447,7 @@ CONFIG_CASES = {
     "config-control-character": config_static("config_bell.yaml", "bad.yaml:2:", "#x0007"),
     "config-nested-too-deeply": config_static("config_deep.yaml", "nested too deeply"),
     "config-huge": _config_huge,
+    "config-token-with-a-comment-line": _token_with_a_comment_line,
     "config-secret-name-with-nul": config_with_secret_name('"db\\0password"', "'\\x00'"),
     "config-secret-name-with-newline": config_with_secret_name('"db\\npassword"', "'\\n'"),
     "config-secret-name-dotdot-slash": config_with_secret_name('"../db_password"', "'..' are not names"),
