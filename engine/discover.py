@@ -1,9 +1,11 @@
 """`secretshift discover`: what one manager holds, as YAML to paste into secretshift.yaml.
 
-Discovery lists the manager (names and kinds only). Vault mounts are also walked under
-base_path for secrets outside the Harness layout (`app/db` with keys username and
-password): those are read once to learn their keys, and the values are dropped at once.
-Nothing else is read, and no value is ever printed.
+Discovery lists the manager, and reads each secret once to check that it holds one value
+secretshift can move (a Vault secret with fields besides "value", an AWS SecretBinary
+named as text, a secret without a value are left out, with the reason); values are
+fingerprinted with a throw-away key and dropped at once. Vault mounts are also walked
+under base_path for secrets outside the Harness layout (`app/db` with keys username and
+password): those are read once to learn their keys. No value is ever printed.
 
 Without a target the YAML is a `secrets:` block adopting every secret where it is (mode
 copy, so it never deletes a copy another manager holds); merged into the config it plans
@@ -22,7 +24,9 @@ import yaml
 from engine.backends.base import Backend, common_name_problem
 from engine.backends.vault_keys import WHOLE_SECRET_FORMAT
 from engine.errors import UsageError
-from engine.model import Kind, SecretId
+from engine.inventory import read_states
+from engine.model import Kind, SecretId, Unavailable
+from engine.planchecks import describe, restore_hint
 from engine.workspace import Workspace
 
 VAULT_LAYOUT_FOLDERS = ("SECRET_TEXT/", "CONFIG_FILE/")
@@ -65,8 +69,10 @@ def discover(ws: Workspace, manager_id: str, migrate_to: str | None = None,
         _discover_vault(backend, discovery, vault_keys)
     else:
         discovery.found = [Found(s) for s in backend.list_ids()]
+    purpose = "adopt" if target is None else "migrate"
+    _skip_unreadable(backend, discovery, purpose)
     if backend.type_name == "aws_secrets_manager":
-        _aws_skips(backend, discovery)
+        _aws_unmapped(backend, discovery)
         if target is not None and target.type_name == "vault":
             _aws_json_objects_to_vault_paths(backend, discovery)
     _skip_already_placed(ws, discovery)
@@ -131,16 +137,28 @@ def _vault_secrets(path: str, data: dict, vault_keys: str):
     return result
 
 
-def _aws_skips(backend, discovery: Discovery) -> None:
-    """AWS names outside secretshift's layout, and secrets in their recovery window."""
+def _skip_unreadable(backend: Backend, discovery: Discovery, purpose: str) -> None:
+    """Leave out what a plan could not move: secrets kept without a current value (listed
+    as such: soft-deleted, pending deletion), and those that read back as no value or not
+    one value. The layout's secrets are read for this (batched where the manager can)."""
+    def skip(state: Unavailable) -> None:
+        discovery.skipped.append((state.location, f"{describe(state)}; {restore_hint(state, purpose)}"))
+
+    for state in backend.list_unavailable():
+        skip(state)
+    in_layout = [f.id for f in discovery.found if f.vault_path is None]
+    readable, unavailable = read_states(backend, in_layout, lambda data: "", backend.parallelism)
+    for state in sorted(unavailable.values(), key=lambda u: u.id):
+        skip(state)
+    discovery.found = [f for f in discovery.found if f.vault_path is not None or f.id in readable]
+
+
+def _aws_unmapped(backend, discovery: Discovery) -> None:
+    """AWS names under the prefix outside secretshift's layout."""
     for name in backend.unmapped_names():
         discovery.skipped.append((name, ("not a secret name under the prefix (text secrets are "
                                         "<prefix>NAME, files <prefix>files/NAME; no empty, '.' or '..' "
                                         "folder)")))
-    for secret, date in backend.scheduled_for_deletion().items():
-        when = f" on {date:%Y-%m-%d}" if hasattr(date, "strftime") else ""
-        discovery.skipped.append((backend.location(secret), (f"scheduled for deletion{when}; restore it "
-                                  "(aws secretsmanager restore-secret) to adopt it")))
 
 
 def _aws_json_objects_to_vault_paths(backend, discovery: Discovery) -> None:
@@ -177,7 +195,8 @@ def _secrets_yaml(discovery: Discovery) -> str:
 
 
 def _migration_yaml(discovery: Discovery, target_id: str, target: Backend, mode: str) -> str:
-    skipped = list(discovery.skipped)
+    """The migrations: block; what the target cannot hold joins `discovery.skipped`."""
+    skipped = discovery.skipped
     movable, excluded = [], []
     for found in discovery.found:
         problem = target.name_problem(found.id)
@@ -187,6 +206,7 @@ def _migration_yaml(discovery: Discovery, target_id: str, target: Backend, mode:
                 excluded.append(found.id.name)
             continue
         movable.append(found)
+    discovery.found = movable
     in_layout = [f for f in movable if f.vault_path is None]
     document: dict = {}
     if in_layout:

@@ -57,6 +57,12 @@ class BackendError(SecretShiftError):
         super().__init__(f"{where}: {message}")
 
 
+class UnreadableValue(BackendError):
+    """The manager holds the secret in a shape secretshift cannot take as one value
+    (Vault fields besides "value", a file that is not base64, an AWS SecretBinary named
+    as text): refresh records it as `Unavailable` ("unreadable") and leaves it alone."""
+
+
 class ManagerUnreachable(BackendError):
     """The manager cannot be reached at all (connection refused, DNS, TLS)."""
 

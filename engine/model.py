@@ -101,8 +101,9 @@ class Unavailable:
     """A secret a manager still keeps but cannot give a current value for, and why.
 
     `state` is `deleted` (KV v2: latest version soft-deleted), `destroyed` (KV v2: latest
-    version destroyed), `pending_deletion` (AWS: in its recovery window) or `no_value`
-    (AWS: the AWSCURRENT version holds neither SecretString nor SecretBinary). `when` is
+    version destroyed), `pending_deletion` (AWS: in its recovery window), `no_value`
+    (AWS: the AWSCURRENT version holds neither SecretString nor SecretBinary) or
+    `unreadable` (held in a shape that is not one value; `detail` says which). `when` is
     the date the manager reports for that state, ISO 8601, when known (KV v2: deletion
     time; AWS: the DeletedDate, when the recovery window ends). No value, no fingerprint.
     """
@@ -112,3 +113,4 @@ class Unavailable:
     location: str
     when: str | None = None
     version: int | None = None
+    detail: str | None = None

@@ -3,14 +3,18 @@ that would share one physical name, applied on top of planner.py's decisions.
 
 A manager may keep a secret without a readable current value (`Inventory.unavailable`):
 KV v2 with its latest version deleted or destroyed, AWS pending deletion (recovery
-window) or without a value. Here is what the plan does with them:
+window) or without a value, or in a shape that is not one value (`unreadable`: a Vault
+secret with fields besides "value", an AWS SecretBinary named as text). Here is what
+the plan does with them:
 
-- as a source: skipped with a `soft_deleted` warning, or a plan error when the entry
-  says `soft_deleted: fail`; nothing is said when the target already holds the secret
-  (what a finished move leaves behind). A secret without a value is a `missing` error.
+- as a source: skipped with a `soft_deleted` (or `unreadable`) warning, or a plan error
+  when the entry says `soft_deleted: fail`; nothing is said when the target already
+  holds the secret (what a finished move leaves behind). A secret without a value is a
+  `missing` error, and so is a secrets entry whose only copy is one of these.
 - as a target: KV v2 takes a new version over a deleted one (the action stays, with a
   `replaces_deleted` warning); AWS refuses a name pending deletion (a `conflict` error
-  that says how to restore or free it); a target secret without a value is `missing`.
+  that says how to restore or free it); a target secret without a value is `missing`;
+  writing over an unreadable one would drop what it holds (a `conflict`).
 
 No I/O, no clock: the same inputs give the same findings.
 """
@@ -63,18 +67,22 @@ def describe(state: Unavailable) -> str:
     if state.state == "pending_deletion":
         until = f" until {state.when[:10]}" if state.when else ""
         return f"it is pending deletion{until} (AWS recovery window)"
+    if state.state == "unreadable":
+        return f"it is not held as one value ({state.detail})"
     return "its current version holds no value (neither SecretString nor SecretBinary)"
 
 
-def restore_hint(state: Unavailable) -> str:
-    """How to make the copy readable again, so a plan can migrate it."""
+def restore_hint(state: Unavailable, purpose: str = "migrate") -> str:
+    """How to make the copy readable again, so a plan can migrate (or adopt) it."""
     if state.state == "deleted":
-        return "undelete that version (vault kv undelete) to migrate it"
+        return f"undelete that version (vault kv undelete) to {purpose} it"
     if state.state == "destroyed":
-        return "its value is gone; write a new version to migrate it"
+        return f"its value is gone; write a new version to {purpose} it"
     if state.state == "pending_deletion":
-        return f"restore it with `aws secretsmanager restore-secret --secret-id {state.location}` to migrate it"
-    return "give it a value (aws secretsmanager put-secret-value) to migrate it"
+        return f"restore it with `aws secretsmanager restore-secret --secret-id {state.location}` to {purpose} it"
+    if state.state == "unreadable":
+        return "secretshift leaves it alone"
+    return f"give it a value (aws secretsmanager put-secret-value) to {purpose} it"
 
 
 def _target_finding(action: Action, state: Unavailable | None) -> Problem | PlanWarning | None:
@@ -96,6 +104,10 @@ def _target_finding(action: Action, state: Unavailable | None) -> Problem | Plan
             f"{action.id} cannot be written to {where}: the secret there has no current value "
             "(created with neither SecretString nor SecretBinary); give it a value or delete it, "
             "then plan again"))
+    if state.state == "unreadable":
+        return Problem("conflict", action.id, (
+            f"{action.id} cannot be written to {where}: {describe(state)}, and a write would replace "
+            "all of it; move it aside or delete it, then plan again"))
     return PlanWarning("replaces_deleted", action.id, action.target, (
         f"{action.id} is written to {where} as a new version over the copy kept there: {describe(state)}"))
 
@@ -135,7 +147,8 @@ def _migration_sources(config: Config, inventory: Inventory, matches: Matches) -
 
 
 def _explicit_sources(config: Config, inventory: Inventory, errors: list[Problem]) -> list[Problem | PlanWarning]:
-    """For explicit entries found nowhere readable: the soft-deleted copies instead."""
+    """For explicit entries found nowhere readable: the copies kept without a value
+    instead, elsewhere or in the entry's own manager."""
     missing = {e.id for e in errors if e.code == "missing"}
     found = []
     for entry in config.secrets:
@@ -149,7 +162,20 @@ def _explicit_sources(config: Config, inventory: Inventory, errors: list[Problem
             origin = f"the secrets entry at line {entry.line}" if entry.line else "the secrets entry"
             manager, state = states[0]
             found.append(_source_finding(state, manager, entry.manager, entry.soft_deleted, origin))
+        elif (state := inventory.unavailable_in(entry.manager, secret)) is not None:
+            found.append(_in_place_finding(state, entry.manager))
     return found
+
+
+def _in_place_finding(state: Unavailable, manager: str) -> Problem | PlanWarning:
+    """The only copy is where the entry places it, kept without a readable value."""
+    copy = f"{state.id} in manager {manager!r} ({state.location})"
+    if state.state == "no_value":
+        return Problem("missing", state.id, f"{copy} is where the config places it, but {describe(state)}; "
+                                            "give it a value (aws secretsmanager put-secret-value)")
+    code = "unreadable" if state.state == "unreadable" else "soft_deleted"
+    return PlanWarning(code, state.id, manager, f"{copy} is where the config places it, but {describe(state)}; "
+                                                "nothing is done with it")
 
 
 def _source_finding(state: Unavailable, source: str, target: str, policy: str, origin: str) -> Problem | PlanWarning:
@@ -160,8 +186,9 @@ def _source_finding(state: Unavailable, source: str, target: str, policy: str, o
     if policy == "fail":
         return Problem("missing", state.id, f"{copy} cannot be migrated to {target!r}: {describe(state)}, "
                                             f"and {origin} says soft_deleted: fail; {restore_hint(state)}")
-    return PlanWarning("soft_deleted", state.id, source, f"{copy} is skipped, not migrated to {target!r}: "
-                                                         f"{describe(state)}; {restore_hint(state)}")
+    code = "unreadable" if state.state == "unreadable" else "soft_deleted"
+    return PlanWarning(code, state.id, source, f"{copy} is skipped, not migrated to {target!r}: "
+                                               f"{describe(state)}; {restore_hint(state)}")
 
 
 def _explicit(config: Config, secret: SecretId) -> bool:

@@ -52,6 +52,7 @@ from engine.errors import (
     PermissionDenied,
     ReadOnlyManager,
     TransientError,
+    UnreadableValue,
     ValueTooLarge,
 )
 from engine.model import Kind, SecretId, SecretValue, Unavailable
@@ -197,7 +198,7 @@ class AwsSecretsManagerBackend(Backend):
             binary = stored.binary if stored.binary is not None else stored.string.encode("utf-8")
             return SecretValue(binary)
         if stored.string is None:
-            raise BackendError(self.manager_id, f"{secret} is stored as SecretBinary, but text "
+            raise UnreadableValue(self.manager_id, f"{secret} is stored as SecretBinary, but text "
                                "secrets are SecretString; migrate it as a file secret instead", where)
         return SecretValue.from_text(stored.string)
 
@@ -305,9 +306,9 @@ class AwsSecretsManagerBackend(Backend):
         for name, secret in by_name.items():
             got = stored.get(name)
             if got is None or (got.string is None and got.binary is None):
-                found.append((secret, self.read_current(secret)))
+                found.append((secret, self.readable(secret, self.read_current)))
             else:
-                found.append((secret, self._value(secret, got)))
+                found.append((secret, self.readable(secret, lambda s: self._value(s, got))))
         return found
 
     def _batch(self, names: list[str]) -> dict[str, _Stored] | None:

@@ -14,11 +14,11 @@ import abc
 import ipaddress
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar
 
 from engine.backends.naming import IDENTITY, NameMap
-from engine.errors import BackendError, PermissionDenied, ReadOnlyManager
+from engine.errors import BackendError, PermissionDenied, ReadOnlyManager, UnreadableValue
 from engine.model import SecretId, SecretValue, Unavailable
 
 # Names every manager can hold: printable, no backslash, no NUL. A '/' separates folders,
@@ -154,7 +154,16 @@ class Backend(abc.ABC):
     def read_many(self, secrets: Iterable[SecretId]) -> list[tuple[SecretId, SecretValue | Unavailable | None]]:
         """`read_current` of up to `read_batch_size` secrets, in the order given. Managers
         with a batch read override it; by default one read per secret."""
-        return [(secret, self.read_current(secret)) for secret in secrets]
+        return [(secret, self.readable(secret, self.read_current)) for secret in secrets]
+
+    def readable(self, secret: SecretId, read: Callable[[SecretId], Any]) -> SecretValue | Unavailable | None:
+        """`read(secret)`, with a value held in a shape secretshift cannot take as one
+        value coming back as `Unavailable` ("unreadable") instead of an error: refresh
+        goes on, and the plan says what it leaves alone."""
+        try:
+            return read(secret)
+        except UnreadableValue as error:
+            return Unavailable(secret, "unreadable", self.location(secret), detail=error.detail)
 
     def read_versioned(self, secret: SecretId) -> tuple[SecretValue | None, object | None]:
         """The current value and a version token that `write_if_version` can check

@@ -46,6 +46,7 @@ from engine.errors import (
     RateLimited,
     ReadOnlyManager,
     TransientError,
+    UnreadableValue,
     ValueTooLarge,
 )
 from engine.model import Kind, SecretId, SecretValue, Unavailable
@@ -511,24 +512,24 @@ class VaultBackend(Backend):
         where = self.location(secret)
         value = data.get("value") if isinstance(data, dict) else None
         if not isinstance(value, str):
-            raise BackendError(self.manager_id, 'the secret has no string "value" field, so it is '
+            raise UnreadableValue(self.manager_id, 'the secret has no string "value" field, so it is '
                                "not in the layout secretshift reads", where)
         extra = sorted(set(data) - ({"value", "encoding"} if secret.kind is Kind.FILE else {"value"}))
         if extra:  # moving only "value" would silently drop these fields
-            raise BackendError(self.manager_id, f"the secret holds fields besides \"value\" "
+            raise UnreadableValue(self.manager_id, f"the secret holds fields besides \"value\" "
                                f"({', '.join(map(repr, extra))}); secretshift moves single-value "
-                               "secrets only, so it leaves this one alone", where)
+                               "secrets only (vault_path and vault_key entries address the fields)", where)
         if secret.kind is Kind.TEXT:
             return SecretValue.from_text(value)
         encoding = data.get("encoding", self.file_encoding)
         if encoding == "utf-8":
             return SecretValue.from_text(value)
         if encoding != "base64":
-            raise BackendError(self.manager_id, f"unknown file encoding {encoding!r}", where)
+            raise UnreadableValue(self.manager_id, f"unknown file encoding {encoding!r}", where)
         try:  # whitespace allowed: `base64` CLIs wrap lines at 76 columns
             return SecretValue(base64.b64decode("".join(value.split()), validate=True))
         except (binascii.Error, ValueError):
-            raise BackendError(self.manager_id, 'the file\'s "value" is not valid base64 '
+            raise UnreadableValue(self.manager_id, 'the file\'s "value" is not valid base64 '
                                f"(decoded as {encoding})", where) from None
 
     # ----------------------------------------------------------------- the one request path

@@ -33,7 +33,7 @@ from engine.backends.metadata import (
     from_custom_metadata,
     to_custom_metadata,
 )
-from engine.errors import BackendError
+from engine.errors import BackendError, UnreadableValue
 from engine.model import Kind, SecretId, SecretValue
 
 WHOLE_SECRET_FORMAT = "vault-json-object"  # the format marker of a whole-secret JSON text
@@ -111,7 +111,7 @@ class VaultPaths:
             return None
         value = data[mapped.key]
         if not isinstance(value, str):
-            raise BackendError(self._backend.manager_id, f"the key {mapped.key!r} holds a "
+            raise UnreadableValue(self._backend.manager_id, f"the key {mapped.key!r} holds a "
                                f"{type(value).__name__}, not a string; map the whole secret "
                                "(vault_path without vault_key) to carry it", self.location(secret))
         return SecretValue.from_text(value)

@@ -245,3 +245,60 @@ def test_a_token_that_may_not_read_metadata_still_plans(request, tmp_path, monke
     doc, code = project.plan()
     assert code == 0 and doc["errors"] == [] and doc["warnings"] == []
     assert [(a["action"], a["name"]) for a in doc["actions"]] == [("copy", "live_one")]
+
+
+# --------------------------------------------------------------------- held in a shape that is not one value
+
+
+def test_sources_that_are_not_one_value_are_skipped_with_a_warning_and_the_rest_moves(request, tmp_path,
+                                                                                        monkeypatch):
+    """A Harness-layout Vault secret with another field, and a file that is not base64:
+    refresh goes on (it used to abort the whole plan), the plan says what it leaves alone."""
+    project = make_project(request, tmp_path, monkeypatch, "vault_kv2", "aws", MIGRATE_MOVE)
+    project.put("src", "live_one", "v")
+    kv, mount = project.src.vault.secrets.kv.v2, project.src.mount
+    kv.create_or_update_secret("harness/SECRET_TEXT/two_fields", secret={"value": "v", "other": "o"},
+                               mount_point=mount)
+    kv.create_or_update_secret("harness/CONFIG_FILE/not_base64", secret={"value": "plain words"}, mount_point=mount)
+    vault_before = project.src.vault_state()
+
+    doc, code = project.plan()
+    assert code == 0 and doc["errors"] == []
+    assert sorted(codes(doc, "warnings")) == [("unreadable", "file", "not_base64"),
+                                              ("unreadable", "text", "two_fields")]
+    by_name = {w["name"]: w["message"] for w in doc["warnings"]}
+    assert "is skipped" in by_name["two_fields"] and "'other'" in by_name["two_fields"]
+    assert "not valid base64" in by_name["not_base64"]
+    assert [(a["action"], a["name"]) for a in doc["actions"]] == [("move", "live_one")]
+    assert project.apply() == 0
+    assert list(project.dst.aws_state()) == [project.dst.aws_name("live_one")]
+    after = project.src.vault_state()
+    assert after["SECRET_TEXT/two_fields"] == vault_before["SECRET_TEXT/two_fields"]
+    assert after["CONFIG_FILE/not_base64"] == vault_before["CONFIG_FILE/not_base64"]
+
+
+def test_a_target_that_is_not_one_value_is_a_conflict_and_keeps_its_fields(request, tmp_path, monkeypatch):
+    project = make_project(request, tmp_path, monkeypatch, "builtin", "vault_kv2", MIGRATE_MOVE)
+    project.put("src", "db_password", "new")
+    kv, mount = project.dst.vault.secrets.kv.v2, project.dst.mount
+    kv.create_or_update_secret("harness/SECRET_TEXT/db_password", secret={"value": "old", "user": "app"},
+                               mount_point=mount)
+    before = project.dst.vault_state()
+    doc, code = project.plan()
+    assert code == 1 and codes(doc) == [("conflict", "text", "db_password")]
+    assert "a write would replace all of it" in doc["errors"][0]["message"]
+    refused(project)
+    assert project.dst.vault_state() == before
+
+
+def test_an_aws_binary_named_as_text_is_skipped_and_an_adopted_secret_without_value_is_named(request, tmp_path,
+                                                                                             monkeypatch):
+    project = make_project(request, tmp_path, monkeypatch, "aws", "builtin",
+                           MIGRATE_MOVE + "secrets:\n  - {name: empty_one, manager: src}\n")
+    project.src.aws.create_secret(Name=project.src.aws_name("bin_as_text"), SecretBinary=b"\x00\x01")
+    project.src.aws.create_secret(Name=project.src.aws_name("empty_one"))
+    doc, code = project.plan()
+    assert [(w["code"], w["name"]) for w in doc["warnings"]] == [("unreadable", "bin_as_text")]
+    assert "stored as SecretBinary" in doc["warnings"][0]["message"]
+    assert codes(doc) == [("missing", "text", "empty_one")]
+    assert "is where the config places it, but its current version holds no value" in doc["errors"][0]["message"]
