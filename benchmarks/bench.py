@@ -56,19 +56,21 @@ def measure(server: VaultServer, command: list[str], env: dict | None = None, la
     makes; its wall time, CPU, peak RSS and requests served."""
     server.reset_counts()
     server.latency = latency
-    started = time.perf_counter()
-    try:
-        process = subprocess.Popen(command, env={**os.environ, **(env or {})},
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
-    finally:
-        server.latency = 0
-    elapsed = time.perf_counter() - started
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as peak:
+        wrapped = [sys.executable, str(ROOT / "benchmarks" / "peakrss.py"), peak.name, "--", *command]
+        started = time.perf_counter()
+        try:
+            process = subprocess.Popen(wrapped, env={**os.environ, **(env or {})},
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            _, status, usage = os.wait4(process.pid, 0)  # CPU: the command's and the small wrapper's
+        finally:
+            server.latency = 0
+        elapsed = time.perf_counter() - started
+        rss_kib = int(peak.read() or 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode not in (0, 2):
         raise SystemExit(f"{command[:3]} failed: {process.stderr.read().decode()[-2000:]}")
-    return Run(elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, server.request_count,
-               usage.ru_stime)
+    return Run(elapsed, usage.ru_utime + usage.ru_stime, rss_kib / 1024, server.request_count, usage.ru_stime)
 
 
 def values(count: int, seed: int) -> dict[SecretId, bytes]:
