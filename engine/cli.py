@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh-only", action="store_true",
                    help="show only the drift since the last apply (changes made outside secretshift); "
                         "with --detailed-exitcode exit 2 when there is drift")
+    p.add_argument("--no-write-check", action="store_true",
+                   help="do not ask the managers whether these credentials may write and delete (a plan "
+                        "made with read-only credentials, e.g. in CI); apply checks its own before any write")
     p = command("show", "render a saved plan file as text, JSON or Markdown (reads no manager, needs no config)",
                 "Render a plan saved by `plan --out FILE`, e.g. as Markdown for a pull-request comment.\n"
                 "Only the file is read: no config and no manager is needed.")
@@ -159,7 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "plan":
         text, code = commands.plan(cfg, args.format, args.out, args.detailed_exitcode, color,
                                    warn=lambda message: print(message, file=sys.stderr),
-                                   refresh_only=args.refresh_only)
+                                   refresh_only=args.refresh_only, write_check=not args.no_write_check)
         sys.stdout.write(text)
         return code
     if args.command == "show":

@@ -57,11 +57,14 @@ def validate(config_path) -> str:
 
 def plan(config_path, fmt: str = "text", out_file: str | None = None,
          detailed_exitcode: bool = False, color: bool = False,
-         warn: Callable[[str], None] = lambda message: None, refresh_only: bool = False) -> tuple[str, int]:
+         warn: Callable[[str], None] = lambda message: None, refresh_only: bool = False,
+         write_check: bool = True) -> tuple[str, int]:
     """The plan rendered in `fmt`, and the exit code the contract gives it; `warn` hears
     about an apply that did not finish (it must be resumed or rolled back first).
     `refresh_only`: the drift since the last apply alone (exit 2 with `detailed_exitcode`
-    when there is any); it makes nothing to apply, so `out_file` is refused."""
+    when there is any); it makes nothing to apply, so `out_file` is refused.
+    `write_check` False: the credentials' write rights are not asked (read_only errors
+    then come from apply's preflight, before any write)."""
     if refresh_only and out_file:
         raise UsageError("plan --refresh-only reports drift and makes no plan to apply, so --out is refused; "
                          "save its --format json output instead")
@@ -70,7 +73,7 @@ def plan(config_path, fmt: str = "text", out_file: str | None = None,
         if unfinished is not None:
             warn(f"warning: apply {unfinished.apply_id} did not finish ({unfinished.status}); `secretshift apply` "
                  f"resumes it and `secretshift rollback` undoes it; no other plan can be applied until then")
-        result = compute_plan(ws, refresh_only=refresh_only, warn=warn)
+        result = compute_plan(ws, refresh_only=refresh_only, warn=warn, write_check=write_check)
     if out_file:
         save_plan(Path(out_file), result)
     if refresh_only:

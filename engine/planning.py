@@ -28,9 +28,11 @@ from engine.policy import check_policy
 from engine.workspace import Workspace
 
 
-def compute_plan(ws: Workspace, refresh_only: bool = False, warn=lambda message: None) -> Plan:
+def compute_plan(ws: Workspace, refresh_only: bool = False, warn=lambda message: None,
+                 write_check: bool = True) -> Plan:
     """Refresh every manager, scan references, and compute the plan, with the drift since
-    the last apply and the policy's verdict. `refresh_only`: the drift alone, no actions."""
+    the last apply and the policy's verdict. `refresh_only`: the drift alone, no actions.
+    `write_check`: ask the managers whether these credentials may make the changes."""
     backends = ws.backends()
     recorded = read_recorded_state(ws)
 
@@ -52,7 +54,7 @@ def compute_plan(ws: Workspace, refresh_only: bool = False, warn=lambda message:
     sites = reference_sites(found)
     first_site = {secret: where[0] for secret, where in sites.items()}
     plan = make_plan(ws.config, inventory, backends, referenced, first_site, sites)
-    refused = access_problems(plan.changes, backends)  # what the credentials would refuse
+    refused = access_problems(plan.changes, backends) if write_check else []  # what the credentials would refuse
     violations = check_policy(plan.changes, ws.config.policy, recorded, ws.fingerprint_key_id)
     broken = broken_references(plan.actions, scan_location_files(ws), places_of(backends), inventory.holders)
     return dataclasses.replace(

@@ -128,7 +128,7 @@ def test_workflow_runs_the_commands_in_order():
     jobs = _workflow()["jobs"]
     assert _commands(jobs["plan"]) == [
         "secretshift validate --no-color",
-        "secretshift plan --out plan.json --detailed-exitcode --no-color",
+        "secretshift plan --out plan.json --detailed-exitcode --no-color --no-write-check",
         "secretshift show plan.json --format markdown",
     ]
     assert _commands(jobs["apply"]) == [

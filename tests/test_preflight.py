@@ -7,6 +7,7 @@ import os
 import pytest
 
 from engine import commands
+from engine.errors import ReadOnlyManager
 from engine.model import Kind, SecretId, SecretValue
 from engine.workspace import Workspace
 
@@ -56,3 +57,33 @@ def test_token_allowed_on_some_paths_only_errors_on_the_others(workspace):
         plan = commands.compute_plan(ws)
     assert [(e.code, e.id.kind.value, e.id.name) for e in plan.errors] == [("read_only", "file", "kube")]
     assert "CONFIG_FILE/kube" in plan.errors[0].message
+
+
+def test_a_plan_made_with_a_read_only_token_for_a_write_token_to_apply(workspace, tmp_path, vault):
+    """CI plans with a token that only reads (`plan --no-write-check`); the apply job's
+    token is checked by apply itself, and one that cannot write is refused before any
+    write."""
+    with workspace("ro") as ws:
+        plan = commands.compute_plan(ws, write_check=False)
+    assert list(plan.errors) == []
+    assert sorted((a.action, a.id.name) for a in plan.changes) == [("copy", "db"), ("copy", "kube")]
+    text, code = commands.plan(tmp_path / "secretshift.yaml", "json", str(tmp_path / "plan.json"),
+                               detailed_exitcode=True, write_check=False)
+    assert code == 2, text
+    with pytest.raises(ReadOnlyManager, match="lacks the 'create' capability"):
+        commands.apply(tmp_path / "secretshift.yaml", str(tmp_path / "plan.json"), True, _Quiet())
+    with workspace("ro") as ws:
+        assert ws.backend("vault").list_ids() == []
+
+
+class _Quiet:
+    color = False
+
+    def out(self, text):
+        pass
+
+    def err(self, text):
+        pass
+
+    def ask(self, prompt):
+        return False
