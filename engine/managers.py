@@ -19,6 +19,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+MAX_WORKERS = 256  # threads of one run, however many managers the config has
+
+
 class Managers:
     """Bounded access to a run's backends by manager id."""
 
@@ -35,8 +38,10 @@ class Managers:
 
     @property
     def workers(self) -> int:
-        """How many actions may usefully run at once: the widest manager's parallelism."""
-        return max((b.parallelism for b in self.backends.values()), default=1)
+        """How many actions may usefully run at once: every manager's parallelism together
+        (an action uses one manager at a time, so with the widest one's alone a Vault ->
+        Vault copy kept each side half busy); each manager's own slots still bound it."""
+        return min(MAX_WORKERS, max(1, sum(b.parallelism for b in self.backends.values())))
 
     def read(self, manager: str, secret: SecretId) -> SecretValue | None:
         with self._slots[manager]:
