@@ -151,11 +151,15 @@ def read_state(path: Path) -> State:
         return State()
     except OSError as error:
         raise StateError(f"cannot read the state file {path}: {error.strerror}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise _damaged(path, f"not JSON: {getattr(error, 'msg', 'not UTF-8')}") from None
+    except json.JSONDecodeError as error:
+        raise _damaged(path, f"not JSON: {error.msg} at line {error.lineno}, column {error.colno}") from None
+    except UnicodeDecodeError:
+        raise _damaged(path, "not JSON: not UTF-8 text") from None
     try:
         return _from_dict(document)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except KeyError as error:
+        raise _damaged(path, f"the key {error.args[0]!r} is missing") from None
+    except (TypeError, ValueError, AttributeError) as error:
         raise _damaged(path, str(error) or type(error).__name__) from None
 
 
@@ -250,7 +254,7 @@ def recorded_apply(file: Path, config_name: str, key_id: str, plan: Plan,
                 placed = [journal.plan.changes[i] for i, record in sorted(journal.actions.items())
                           if {"verified", "already"} & set(record.steps)]
             if placed:
-                listings = {m: frozenset(list_ids(m)) for m in sorted({a.target for a in placed})}
+                listings = _listings(sorted({a.target for a in placed}), list_ids, warn)
                 now = datetime.now(UTC).isoformat(timespec="seconds")
                 new = after_apply(read_state(file), plan, placed, apply_id, now, listings, key_id)
                 write_state(file, new, config_name)
@@ -274,10 +278,23 @@ def recorded_rollback(file: Path, config_name: str, journal_path: Path, list_ids
                 undone |= {i for i, r in journal.actions.items() if {"written", "source_value"} & set(r.steps)}
             actions = [journal.plan.changes[i] for i in sorted(undone)]
             if actions and file.exists():
-                listings = {m: frozenset(list_ids(m)) for m in sorted({a.target for a in actions})}
+                listings = _listings(sorted({a.target for a in actions}), list_ids, warn)
                 write_state(file, after_rollback(read_state(file), actions, journal.apply_id, listings), config_name)
         except (OSError, SecretShiftError) as error:
             warn(f"warning: the state (for drift and policy) could not be updated in {file}: {_reason(error)}")
+
+
+def _listings(managers: list[str], list_ids: ListIds, warn: Callable[[str], None]) -> dict[str, frozenset[SecretId]]:
+    """What each manager lists now. One that cannot be listed (it went away with the run's
+    own failure) keeps its earlier listing: what was placed is recorded all the same."""
+    listings = {}
+    for manager in managers:
+        try:
+            listings[manager] = frozenset(list_ids(manager))
+        except SecretShiftError as error:
+            warn(f"warning: could not list manager {manager!r} for the state ({_reason(error)}); the next plan "
+                 "may report secrets added there since the previous apply as drift")
+    return listings
 
 
 def _reason(error: Exception) -> str:

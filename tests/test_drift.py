@@ -202,11 +202,36 @@ def test_a_failed_apply_records_what_it_placed_and_its_resume_the_rest(project, 
     assert drift_of(project)[1]["drift"] == []
 
 
-@pytest.mark.parametrize("damage", [b"{not json", b'{"format_version": 1, "secrets": 3}', b"\xff\xfe"])
-def test_a_corrupt_state_file_is_one_clear_error_naming_it_and_apply_writes_nothing(project, damage):
+def test_what_an_apply_placed_is_recorded_even_when_the_target_cannot_be_listed_after_it(project, vault):
+    """The manager went away mid-apply: the secrets verified before are still recorded
+    (only the listing is missing, and the warning says so)."""
+    project.config["managers"][TARGET]["retries"] = 0
+    write_config(project.config_path, project.config)
+    for name in ("late_a", "late_b"):
+        project.put(name, f"canary-{name}".encode())
+    vault.reset_counts()
+    assert project.run("plan").code == 0
+    lists = sum(1 for method, _, _ in vault.request_log if method == "LIST")  # the plan's own
+    vault.add_fault(status=500, path_regex="SECRET_TEXT/late_b", method="POST", count=None)
+    vault.add_fault(status=503, method="LIST", count=None, after=lists)
+    try:
+        failed = project.run("apply", "--auto-approve")
+    finally:
+        vault.clear_faults()
+    assert failed.code == 1, failed
+    assert "could not list" in failed.err and "state" in failed.err, failed
+    assert ("text", "late_a") in recorded(project) and ("text", "late_b") not in recorded(project)
+
+
+@pytest.mark.parametrize("damage, why", [(b"{not json", "not JSON: Expecting property name enclosed in double "
+                                                             "quotes at line 1, column 2"),
+                                         (b'{"format_version": 1, "secrets": 3}', "damaged ("),
+                                         (b'{"format_version": 1}', "the key 'secrets' is missing"),
+                                         (b"\xff\xfe", "not JSON")])
+def test_a_corrupt_state_file_is_one_clear_error_naming_it_and_apply_writes_nothing(project, damage, why):
     state_path(project).write_bytes(damage)
     planned = project.run("plan")
-    assert_one_error_line(planned, str(state_path(project)), "state file is damaged")
+    assert_one_error_line(planned, str(state_path(project)), "state file is damaged", why)
     project.put("svc_waiting", b"not moved while the state is damaged")
     before = project.state()
     applied = project.run("apply", "--auto-approve")
