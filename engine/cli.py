@@ -40,9 +40,12 @@ every command takes -c/--config PATH (default: ./secretshift.yaml), before or af
 class _Parser(argparse.ArgumentParser):
     """argparse exits 2 on usage errors; the contract says 1 (2 means "plan has changes")."""
 
+    usage_error: str | None = None  # the last one, for `--format json` (see main)
+
     def error(self, message: str):
+        _Parser.usage_error = f"{self.prog}: error: {message}"
         self.print_usage(sys.stderr)
-        self.exit(1, f"{self.prog}: error: {message}\n")
+        self.exit(1, f"{_Parser.usage_error}\n")
 
 
 def _common(parser: argparse.ArgumentParser, top: bool) -> None:
@@ -228,7 +231,13 @@ def _ask(prompt: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `secretshift` console script."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as stop:  # a usage error: as JSON too when JSON was asked for
+        if stop.code == 1 and _Parser.usage_error and _asks_for_json(argv):
+            print(json.dumps({"errors": [{"message": _Parser.usage_error}]}, indent=2, ensure_ascii=False))
+        raise
     try:
         return _run(args)
     except KeyboardInterrupt:
@@ -244,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
         return 1
+
+
+def _asks_for_json(argv: list[str]) -> bool:
+    """`--format json` (or `--format=json`) among arguments argparse refused."""
+    return "--format=json" in argv or any(a == "--format" and b == "json" for a, b in zip(argv, argv[1:]))
 
 
 def _error_records(error: Exception) -> list[dict]:

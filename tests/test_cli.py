@@ -75,7 +75,10 @@ def test_usage_errors_exit_1_not_2(project, args, message):
     before = project.state()
     result = project.run(*args)
     assert result.code == 1, result
-    assert result.out == b""
+    if "json" in args:  # JSON was asked for, even of a command without --format: the error comes as JSON too
+        assert message in json.loads(result.out)["errors"][0]["message"]
+    else:
+        assert result.out == b""
     assert message in result.err
     assert "usage: secretshift" in result.err
     assert "Traceback" not in result.err
@@ -311,6 +314,18 @@ def test_with_format_json_errors_come_as_json_on_stdout_too(tmp_path):
         "file": "secretshift.yaml", "line": 3, "column": 3,
         "message": "managers.a is missing required key 'key'"}]}
     assert result.stderr == "error: secretshift.yaml:3:3: managers.a is missing required key 'key'\n"
+
+
+@pytest.mark.parametrize("args", [["plan", "--format", "json", "--bogus"], ["plan", "--format=json", "--bogus"]])
+def test_a_usage_error_comes_as_json_too_when_json_was_asked_for(tmp_path, args):
+    import subprocess
+
+    from clihelp import SECRETSHIFT
+
+    result = subprocess.run([str(SECRETSHIFT), *args], cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert json.loads(result.stdout) == {"errors": [{"message": "secretshift: error: unrecognized arguments: --bogus"}]}
+    assert result.stderr.endswith("secretshift: error: unrecognized arguments: --bogus\n")
 
 
 def test_quiet_prints_only_what_was_asked_for(tmp_path):
