@@ -188,7 +188,8 @@ def test_markdown_lists_only_changes_in_sections_and_counts_the_noops():
 
 def test_markdown_shows_drift_before_the_actions_and_after_the_errors():
     rendered = render_markdown(drift_plan())
-    assert rendered.index("### Errors") < rendered.index("### Drift since the last apply") < rendered.index("### Summary")
+    drift_heading = rendered.index("### Drift since the last apply")
+    assert rendered.index("### Errors") < drift_heading < rendered.index("### Summary")
     assert "**3 secrets changed outside secretshift since the last apply** (1 changed, 1 deleted, 1 added)" in rendered
     assert {d.change for d in drift_plan().drift} == set(DRIFT_CHANGES)
     assert "<code>added\\|by&lt;hand&gt;</code>" in rendered  # escaped like every other name
@@ -305,6 +306,25 @@ def test_worst_case_plans_still_fit_and_keep_their_totals(actions, errors, pairs
         assert f"... and {errors - shown} more errors (see the JSON plan)" in rendered
 
 
+def test_a_summarised_plan_of_many_pairs_lists_as_many_actions_per_pair_as_fit():
+    """60 pairs of about 167 actions: the comment uses its budget for rows of every pair
+    rather than dropping to a level that lists none ("its first 0 actions")."""
+    rendered = render_markdown(big_plan(10_000, pairs=60))
+    assert len(rendered) < 65_000
+    sections = rendered.split("<details>")[1:]
+    listed = [sum(1 for line in section.splitlines() if line.startswith("| `")) for section in sections]
+    assert len(sections) == 60 and min(listed) >= 1
+    assert f"each manager pair lists only its first {min(listed)} action" in rendered
+    assert "first 0" not in rendered
+
+
+def test_a_summarised_plan_too_wide_to_list_any_action_says_they_are_not_listed():
+    rendered = render_markdown(big_plan(10_000, pairs=150))
+    assert len(rendered) < 65_000 and rendered.count("<details>") == 150
+    assert not any(line.startswith("| `") for line in rendered.splitlines())
+    assert "the actions are counted per manager pair but not listed" in rendered and "first 0" not in rendered
+
+
 def test_a_plan_that_fits_is_not_summarised():
     rendered = render_markdown(every_kind_plan())
     assert "summarised" not in rendered and "more (see the JSON plan)" not in rendered
@@ -341,7 +361,7 @@ def test_show_of_a_file_that_is_not_a_plan_is_one_error_line(tmp_path):
 # --- reference sites ----------------------------------------------------------------------
 
 def test_markdown_lists_each_secrets_reference_sites_and_caps_them_at_five():
-    rendered = render_markdown(every_kind_plan())
+    rendered = render_markdown(Plan(every_kind_plan().actions))  # name references only
     row = next(line for line in rendered.splitlines() if "<code>db\\_password</code>" in line)
     assert row.endswith("| 3<br><code>pipelines/deploy.yaml:3:7</code><br><code>pipelines/deploy.yaml:13:8</code>"
                         "<br><code>pipelines/deploy.yaml:23:9</code> |")
@@ -371,3 +391,28 @@ def test_a_hostile_reference_site_cannot_break_its_table_cell():
                      references=1, reference_sites=("pipe|lines/<b>x`.yaml:1:1",))
     row = next(line for line in render_markdown(Plan((hostile,))).splitlines() if line.startswith("| `"))
     assert unescaped_pipes(row) == 7 and "<b>" not in row and "&lt;b&gt;" in row
+
+
+def broken_reference(file: str, line: int, name: str) -> BrokenReference:
+    """A reference to the location of text secret `name` in harness, broken by its move to corp_vault."""
+    return BrokenReference(file, line, 5, f"ref+vault://secret/data/old/SECRET_TEXT/{name}#/value", None,
+                           "a builtin store has no location syntax", "vals-vault", SecretId(TEXT, name), "harness",
+                           "corp_vault")
+
+
+def test_markdown_counts_and_lists_the_location_references_an_action_breaks_first():
+    """A secret referenced only by location counts them; the sites naming a location come
+    before the name references, as they break, and only in the row of the action breaking them."""
+    plan = Plan((action("move", TEXT, "only_by_location", n=1), action("move", TEXT, "both", references=6, n=2),
+                 action("move", TEXT, "only_by_location", source="aws", n=3)),
+                broken_references=(broken_reference("a.env", 1, "only_by_location"),
+                                   broken_reference("b|<i>.env", 2, "only_by_location"),
+                                   broken_reference("c.env", 3, "both")))
+    rows = [line for line in render_markdown(plan).splitlines() if line.startswith("| `")]
+    name_sites = "".join(f"<br><code>{site}</code>" for site in sites(4))
+    assert [row.rsplit(" | ", 1)[1] for row in rows] == [
+        "2 (2 by location)<br><code>a.env:1:5</code> by location<br><code>b\\|&lt;i&gt;.env:2:5</code> by location |",
+        f"7 (1 by location)<br><code>c.env:3:5</code> by location{name_sites}<br>… and 2 more |",
+        "0 |",  # aws -> corp_vault: the references name the copy in harness
+    ]
+    assert all(unescaped_pipes(row) == 7 for row in rows)

@@ -14,8 +14,10 @@ totals and the diagram stay exact, the lists are cut and say how much was left o
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
+from engine.model import SecretId
 from engine.plan import CHANGES, Action, Plan, PlanWarning, Problem
 from engine.render import drift
 from engine.render.markup import cell, code, html_text, mermaid_label
@@ -35,7 +37,8 @@ LEGEND = ("`>` move: write to the target, read back, then delete the source · "
 
 @dataclass(frozen=True)
 class _Level:
-    """How much of the plan one rendering lists (None: everything)."""
+    """How much of the plan one rendering lists (None: everything). A summarised level
+    lists at least `actions_per_pair` rows per pair, and more when they fit."""
 
     actions_per_pair: int | None
     errors: int | None
@@ -50,12 +53,13 @@ _SUMMARISED = (
     _Level(100, 100, 300),
     _Level(25, 50, 120, sites=3),
     _Level(5, 20, 80, sites=2),
-    _Level(0, 10, 60),
+    _Level(0, 10, 60, sites=2),
     _Level(0, 5, 60, pairs=False),
 )
 
 _MIN_CHARS_PER_PAIR = 200
 Pair = tuple[str, str]
+LocationSites = Mapping[tuple[str, str, SecretId], list[str]]
 
 
 def render_markdown(plan: Plan, color: bool = False, max_chars: int = BUDGET) -> str:
@@ -67,12 +71,33 @@ def render_markdown(plan: Plan, color: bool = False, max_chars: int = BUDGET) ->
         return drift.render_markdown_report(plan, max_chars)
     pairs = _pairs(plan)
     text = _render(plan, pairs, _FULL)
+    too_many = max(map(len, pairs.values()), default=0)  # rows per pair that did not fit
     for level in _SUMMARISED:
         if len(text) <= max_chars:
             break
         if level.pairs and len(pairs) * _MIN_CHARS_PER_PAIR > max_chars:
             continue  # cannot fit: a section, a table row and an arrow per pair
         text = _render(plan, pairs, level)
+        if level.pairs and len(text) <= max_chars:
+            text = _most_rows(plan, pairs, level, too_many, max_chars, text)
+        too_many = level.actions_per_pair
+    return text
+
+
+def _most_rows(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level, too_many: int, max_chars: int,
+               text: str) -> str:
+    """`level` (whose rendering `text` fits) listing as many rows per pair as fit, fewer
+    than `too_many` (what the richer level before it could not fit), so the summarised
+    comment uses its budget rather than dropping to the next fixed number of rows. A
+    binary search: the length only grows with the rows."""
+    fits = level.actions_per_pair
+    while too_many - fits > 1:
+        middle = (fits + too_many) // 2
+        candidate = _render(plan, pairs, replace(level, actions_per_pair=middle))
+        if len(candidate) <= max_chars:
+            fits, text = middle, candidate
+        else:
+            too_many = middle
     return text
 
 
@@ -86,6 +111,7 @@ def _pairs(plan: Plan) -> dict[Pair, list[Action]]:
 
 
 def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
+    located = _location_sites(plan)
     blocks = ["## secretshift plan"]
     if level is not _FULL:
         blocks.append(_summarised_notice(plan, level))
@@ -99,7 +125,7 @@ def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
         if level.pairs:
             blocks += [_diagram(pairs), "### Actions", LEGEND]
             opened = level is _FULL and sum(map(len, pairs.values())) <= OPEN_SECTIONS_UP_TO
-            blocks += [_section(pair, actions, level, opened) for pair, actions in pairs.items()]
+            blocks += [_section(pair, actions, level, opened, located) for pair, actions in pairs.items()]
     if plan.broken_references:
         blocks += _broken_references(plan, level)
     blocks.append(_closing(plan))
@@ -109,9 +135,12 @@ def _render(plan: Plan, pairs: dict[Pair, list[Action]], level: _Level) -> str:
 
 
 def _summarised_notice(plan: Plan, level: _Level) -> str:
-    if level.pairs:
-        listed = (f"each manager pair lists only its first {level.actions_per_pair} actions "
+    rows = level.actions_per_pair
+    if level.pairs and rows:
+        listed = (f"each manager pair lists only its first {rows} action{'s' if rows != 1 else ''} "
                   f"(each with at most {level.sites} reference sites)")
+    elif level.pairs:
+        listed = "the actions are counted per manager pair but not listed"
     else:
         listed = "only the totals are shown"
     return ("> [!NOTE]\n"
@@ -200,7 +229,7 @@ def _counts(actions: list[Action]) -> str:
 
 # --- actions ----------------------------------------------------------------------
 
-def _section(pair: Pair, actions: list[Action], level: _Level, opened: bool) -> str:
+def _section(pair: Pair, actions: list[Action], level: _Level, opened: bool, located: LocationSites) -> str:
     source, target = pair
     shown = actions if level.actions_per_pair is None else actions[: level.actions_per_pair]
     lines = [
@@ -210,7 +239,7 @@ def _section(pair: Pair, actions: list[Action], level: _Level, opened: bool) -> 
     ]
     if shown:
         lines += ["| | action | kind | name | target location | references |", "|:-:|---|---|---|---|--:|"]
-        lines += [_action_row(a, level) for a in shown]
+        lines += [_action_row(a, level, located.get((source, target, a.id), [])) for a in shown]
         lines.append("")
     if len(shown) < len(actions):
         lines += [f"... and {len(actions) - len(shown)} more (see the JSON plan)", ""]
@@ -218,22 +247,38 @@ def _section(pair: Pair, actions: list[Action], level: _Level, opened: bool) -> 
     return "\n".join(lines)
 
 
-def _action_row(action: Action, level: _Level) -> str:
+def _action_row(action: Action, level: _Level, location_sites: list[str]) -> str:
     limit = level.cell_chars
     return (f"| `{SYMBOLS[action.action]}` | {action.action} | {action.id.kind.value} | "
-            f"{code(action.id.name, limit)} | {code(action.target_location, limit)} | {_references(action, level)} |")
+            f"{code(action.id.name, limit)} | {code(action.target_location, limit)} | "
+            f"{_references(action, level, location_sites)} |")
 
 
-def _references(action: Action, level: _Level) -> str:
-    """The count, then each reference's file:line:col on its own line, the first
+def _references(action: Action, level: _Level, location_sites: list[str]) -> str:
+    """Every reference to the secret the plan knows of: those naming it (which keep
+    working) and those naming the location this action deletes (which break; the plan
+    carries no others). The count, how many name the location, then each file:line:col
+    on its own line, the breaking ones first as they need the reviewer, the first
     `level.sites` of them and how many more."""
-    sites = action.reference_sites[: level.sites]
-    listed = "".join(f"<br>{code(site, level.cell_chars)}" for site in sites)
-    more = len(action.reference_sites) - len(sites)
-    return f"{action.references}{listed}" + (f"<br>… and {more} more" if more > 0 else "")
+    sites = [f"{code(site, level.cell_chars)} by location" for site in location_sites]
+    sites += [code(site, level.cell_chars) for site in action.reference_sites]
+    listed = "".join(f"<br>{site}" for site in sites[: level.sites])
+    more = len(sites) - level.sites
+    count = action.references + len(location_sites)
+    by_location = f" ({len(location_sites)} by location)" if location_sites else ""
+    return f"{count}{by_location}{listed}" + (f"<br>… and {more} more" if more > 0 else "")
 
 
 # --- references naming a location -----------------------------------------------------
+
+def _location_sites(plan: Plan) -> LocationSites:
+    """The file:line:col of each broken reference, by the (source, target, secret) of the
+    action that breaks it, in the plan's order."""
+    located: dict[tuple[str, str, SecretId], list[str]] = {}
+    for b in plan.broken_references:
+        located.setdefault((b.source, b.target, b.id), []).append(f"{b.file}:{b.line}:{b.column}")
+    return located
+
 
 def _broken_references(plan: Plan, level: _Level) -> list[str]:
     """The references this plan breaks, with the rewrite `apply --rewrite-references`
