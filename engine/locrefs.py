@@ -44,7 +44,8 @@ def names(ref: LocationReference, place: Place) -> SecretId | None:
     """The secret whose location in `place` the reference names, or None."""
     if ref.syntax in (VALS_VAULT, ANSIBLE) and place.type == "vault" and _same_vault(ref, place):
         candidates = _candidates(ref.path)
-    elif ref.syntax == VALS_AWS and place.type == "aws_secrets_manager" and ref.option("region") in (None, place.region):
+    elif (ref.syntax == VALS_AWS and place.type == "aws_secrets_manager"
+          and ref.option("region") in (None, place.region)):
         candidates = _candidates(ref.path)
     else:
         return None
@@ -66,7 +67,8 @@ def resolve(ref: LocationReference, places: Sequence[Place],
     return held or fits
 
 
-def replacement(ref: LocationReference, secret: SecretId, source: Place, target: Place) -> tuple[str | None, str | None]:
+def replacement(ref: LocationReference, secret: SecretId, source: Place,
+                target: Place) -> tuple[str | None, str | None]:
     """(the reference rewritten to name `secret` in `target`, None) or (None, why not)."""
     if target.type not in ("vault", "aws_secrets_manager"):
         return None, f"manager {target.manager!r} ({target.type}) has no location a reference can name"

@@ -16,6 +16,10 @@ rewrites, in three steps around the secret actions:
    replaced atomically (a temporary file beside it, same mode, fsynced, renamed), after
    checking it did not change since step 1.
 
+A listed path may be a symbolic link: the file it points to is the one checked and
+rewritten, so the link stays a link, and a file reached by several listed paths (a link
+and the file itself) is rewritten once.
+
 `finish_last` does the same for the last apply's plan when nothing is left to move (that
 apply ran without the flag, or stopped between its last secret and the files).
 """
@@ -42,10 +46,11 @@ from engine.workspace import Workspace
 class FileRewrite:
     """One file's rewrite: its content before and after."""
 
-    path: Path
+    path: Path  # the real file, links resolved: the one written
     shown: str  # the path as plans show it
     before: str
     after: str
+    listed: tuple[Path, ...]  # the listed paths that reach it: each must still lead there when writing
 
 
 def prepare(ws: Workspace, plan: Plan) -> list[FileRewrite]:
@@ -55,19 +60,20 @@ def prepare(ws: Workspace, plan: Plan) -> list[FileRewrite]:
     if not listed:
         return []
     files = {display_path(p): p for p in reference_files(ws)}
-    by_file: dict[str, list[BrokenReference]] = defaultdict(list)
+    by_real: dict[Path, list[BrokenReference]] = defaultdict(list)
     for broken in listed:
         if broken.file not in files:
             raise PlanError(f"the plan rewrites {broken.file}, which is not among the config's references.paths "
                             f"files (run apply from the folder plan ran in); nothing was written")
-        by_file[broken.file].append(broken)
+        by_real[files[broken.file].resolve()].append(broken)
     pending = []
-    for shown, refs in sorted(by_file.items()):
-        before = read_text(files[shown]) or ""
-        after = _rewritten(before, sorted(refs, key=lambda b: (b.line, b.column)))
+    for real, refs in sorted(by_real.items(), key=lambda item: min(b.file for b in item[1])):
+        before = read_text(real) or ""
+        after = _rewritten(before, _once(refs))
         if after is not None:
+            shown = min(b.file for b in refs)
             _check_produced(ws, plan, before, shown, refs)
-            pending.append(FileRewrite(files[shown], shown, before, after))
+            pending.append(FileRewrite(real, shown, before, after, tuple(sorted({files[b.file] for b in refs}))))
     return pending
 
 
@@ -111,16 +117,17 @@ def diff(rewrites: list[FileRewrite]) -> str:
     """The unified diff of the pending rewrites (changed lines only)."""
     chunks = []
     for rewrite in rewrites:
-        chunks += difflib.unified_diff(rewrite.before.splitlines(keepends=True), rewrite.after.splitlines(keepends=True),
+        chunks += difflib.unified_diff(rewrite.before.splitlines(keepends=True),
+                                       rewrite.after.splitlines(keepends=True),
                                        f"a/{rewrite.shown}", f"b/{rewrite.shown}", n=0)
     return "".join(line if line.endswith("\n") else line + "\n" for line in chunks)
 
 
 def write(rewrites: list[FileRewrite]) -> None:
     """Replace each file atomically with its rewritten content (step 3). A file changed
-    since `prepare` is left alone (an error)."""
+    since `prepare`, or a listed link now pointing elsewhere, is left alone (an error)."""
     for rewrite in rewrites:
-        if read_text(rewrite.path) != rewrite.before:
+        if any(p.resolve() != rewrite.path for p in rewrite.listed) or read_text(rewrite.path) != rewrite.before:
             raise SecretShiftError(f"{rewrite.shown} changed while apply ran; its references were not rewritten "
                                    f"(the secrets were moved): run `secretshift plan` and rewrite them by hand")
         _replace_file(rewrite.path, rewrite.after.encode("utf-8", "surrogateescape"))
@@ -140,11 +147,18 @@ def summary(plan: Plan, rewritten: bool) -> str:
     texts = [f"{_count(done, 'reference')} naming a location now name{'s' if done == 1 else ''} the new one."] \
         if done else []
     if cannot:
-        texts.append(f"{_count(cannot, 'reference')} could not be rewritten and no longer work (see the plan).")
+        texts.append(f"{_count(cannot, 'reference')} could not be rewritten and no longer "
+                     f"work{'s' if cannot == 1 else ''} (see the plan).")
     return " ".join(texts)
 
 
 # --- checking -----------------------------------------------------------------------------
+
+def _once(refs: list[BrokenReference]) -> list[BrokenReference]:
+    """The references of one file by line and column, each place once: a file listed
+    through a link and its own path has every reference listed twice."""
+    return sorted({(b.line, b.column): b for b in refs}.values(), key=lambda b: (b.line, b.column))
+
 
 def _rewritten(text: str, refs: list[BrokenReference]) -> str | None:
     """`text` with every reference replaced; None when every replacement is in place
@@ -200,7 +214,8 @@ def _offset(starts: list[int], line: int, column: int) -> int | None:
 # --- writing ------------------------------------------------------------------------------
 
 def _replace_file(path: Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path` with its mode, fsync, rename over it."""
+    """Write `data` to a temporary file beside `path` with its mode, fsync, rename over it.
+    `path` is the real file: renaming over a link would replace the link, not its target."""
     mode = path.stat().st_mode & 0o7777
     tmp = path.with_name(f".{path.name}.secretshift-tmp")
     try:

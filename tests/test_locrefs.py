@@ -1,6 +1,7 @@
 """Location references without servers: scanning each syntax (locscan.py), mapping a
-reference to the secret and manager it names, and the replacement at a new location
-(locrefs.py). Places are built as `places_of` builds them from real backends."""
+reference to the secret and manager it names, the replacement at a new location
+(locrefs.py), and what apply says about them (rewrite.py). Places are built as
+`places_of` builds them from real backends."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from engine.model import Kind, SecretId
 from engine.plan import Action
 from engine.render.markdown import render_markdown
 from engine.render.markup import cell
+from engine.rewrite import summary
 
 TEXT, FILE = Kind.TEXT, Kind.FILE
 FOLDERS = {TEXT: "SECRET_TEXT", FILE: "CONFIG_FILE"}
@@ -181,3 +183,20 @@ def test_a_lookup_in_a_namespace_the_target_lacks_is_not_rewritten_and_an_equal_
     local = one("lookup('hashi_vault', 'secret/data/harness/SECRET_TEXT/db_password:value url=https://vault.example.com')")
     assert replacement(local, DB, OLD_V2, same_host)[0] == \
         "lookup('hashi_vault', 'platform/data/apps/SECRET_TEXT/db_password:value url=https://vault.example.com')"
+
+
+@pytest.mark.parametrize(("cannot", "expected"), [
+    (1, "1 reference naming a location now names the new one. "
+        "1 reference could not be rewritten and no longer works (see the plan)."),
+    (2, "1 reference naming a location now names the new one. "
+        "2 references could not be rewritten and no longer work (see the plan)."),
+])
+def test_the_apply_summary_agrees_in_number_with_the_references_it_counts(cannot, expected):
+    from engine.plan import BrokenReference, Plan
+
+    def broken(line: int, new: str | None) -> BrokenReference:
+        return BrokenReference("p.yaml", line, 1, "ref+vault://a/x", new, None if new else "no", VALS_VAULT,
+                               DB, "old", "new")
+
+    plan = Plan((), broken_references=(broken(1, "ref+vault://b/x"), *(broken(2 + i, None) for i in range(cannot))))
+    assert summary(plan, True) == expected

@@ -20,7 +20,7 @@ from conftest import fresh_mount
 from motoserver import REGION
 
 from engine import commands
-from engine.errors import PlanError, StalePlan
+from engine.errors import PlanError, SecretShiftError, StalePlan
 from engine.locrefs import places_of, resolve
 from engine.locscan import scan_locations
 from engine.model import Kind, SecretId, SecretValue
@@ -198,7 +198,8 @@ def test_apply_rewrite_references_rewrites_the_files_and_the_new_locations_hold_
     printed = "\n".join(console.lines)
     assert f"-  DB_PASSWORD: ref+vault://{project['m2']}/data/harness/SECRET_TEXT/db_password#/value" in printed
     assert f"+  DB_PASSWORD: ref+vault://{project['mn']}/data/apps/SECRET_TEXT/db_password#/value" in printed
-    assert "6 references naming a location now name the new one. 1 reference could not be rewritten" in printed
+    assert printed.endswith("6 references naming a location now name the new one. "
+                            "1 reference could not be rewritten and no longer works (see the plan).")
     assert printed.index("--- a/pipelines/deploy.yaml") < printed.index("Apply complete!")
     assert "fake-" not in printed and "sk_fake" not in printed
     # every rewritten reference names a location that really holds the value
@@ -313,4 +314,76 @@ def test_the_installed_command_rewrites_with_a_saved_plan(project):
     result = run_cli(["apply", "plan.json", "--rewrite-references", "--auto-approve"], root, dict(os.environ))
     assert result.code == 0, result
     assert "+++ b/pipelines/site.yaml" in result.stdout
+    assert files(project) == rewritten_files(project)
+
+
+def test_a_symlinked_pipeline_file_stays_a_link_and_the_file_it_points_to_is_rewritten(project):
+    """The link is kept; its target, in a folder references.paths does not match, is rewritten
+    in place with its mode, and no temporary file is left in either folder."""
+    config = configure(project, "move")
+    root = project["root"]
+    (root / "shared").mkdir()
+    real, link = root / "shared" / "deploy.yaml", root / "pipelines" / "deploy.yaml"
+    os.replace(link, real)
+    os.chmod(real, 0o640)
+    link.symlink_to(os.path.join("..", "shared", "deploy.yaml"))
+    assert commands.apply(config, None, True, Recorder(), rewrite_references=True) == 0
+    assert link.is_symlink() and os.readlink(link) == os.path.join("..", "shared", "deploy.yaml")
+    assert real.read_text() == rewritten_files(project)["pipelines/deploy.yaml"]
+    assert os.stat(real).st_mode & 0o777 == 0o640
+    assert files(project) == rewritten_files(project)
+    assert not [p for p in (root / "shared").iterdir() if p != real]
+    assert sorted(p.name for p in (root / "pipelines").iterdir()) == ["deploy.yaml", "site.yaml"]
+
+
+def test_a_file_scanned_through_a_link_and_its_own_path_is_rewritten_once(project):
+    """Both paths are in the plan; the file is shown and rewritten once, and the link stays."""
+    config = configure(project, "move")
+    alias = project["root"] / "pipelines" / "alias.yaml"
+    alias.symlink_to("deploy.yaml")
+    assert {b["file"] for b in plan_json(config)["broken_references"]} == \
+        {"pipelines/alias.yaml", "pipelines/deploy.yaml", "pipelines/site.yaml"}
+    console = Recorder()
+    assert commands.apply(config, None, True, console, rewrite_references=True) == 0
+    assert alias.is_symlink() and files(project) == rewritten_files(project)
+    printed = "\n".join(console.lines)
+    assert printed.count("+++ b/") == 2 and "+++ b/pipelines/alias.yaml" in printed
+
+
+def test_a_link_pointed_elsewhere_after_the_diff_was_shown_is_not_rewritten(project):
+    """The file written is the one checked and shown: a link retargeted meanwhile (here to a
+    copy with the same text) counts as a change, and neither file is touched."""
+    config = configure(project, "move")
+    root = project["root"]
+    real, copy, link = root / "deploy.real", root / "deploy.copy", root / "pipelines" / "deploy.yaml"
+    os.replace(link, real)
+    copy.write_text(real.read_text())
+    link.symlink_to(real)
+
+    class Retargeting(Recorder):
+        def ask(self, prompt):
+            link.unlink()
+            link.symlink_to(copy)
+            return True
+
+    with pytest.raises(SecretShiftError, match="pipelines/deploy.yaml changed while apply ran"):
+        commands.apply(config, None, False, Retargeting(), rewrite_references=True)
+    assert real.read_text() == copy.read_text() == DEPLOY.format(**project)
+    assert link.is_symlink() and os.readlink(link) == str(copy)
+
+
+def test_nothing_left_to_rewrite_prints_no_rewrite_diff_header(project):
+    """With every reference rewritten already, apply shows no diff header, whether the plan
+    still has actions, is applied again, or nothing is left to move."""
+    config = configure(project, "move")
+    plan_json(config, out="plan.json")
+    for name, text in rewritten_files(project).items():  # rewritten by hand before the apply
+        (project["root"] / name).write_text(text)
+    runs = [Recorder(), Recorder(), Recorder()]
+    assert commands.apply(config, "plan.json", True, runs[0], rewrite_references=True) == 0
+    assert commands.apply(config, "plan.json", True, runs[1], rewrite_references=True) == 0
+    assert commands.apply(config, None, True, runs[2], rewrite_references=True) == 0
+    for console in runs:
+        assert not any("References to rewrite" in line or "--- a/" in line for line in console.lines)
+    assert runs[0].lines[-1].startswith("6 references naming a location now name the new one.")
     assert files(project) == rewritten_files(project)
