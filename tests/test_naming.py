@@ -33,8 +33,8 @@ def test_physical_names_the_map_would_not_produce_are_not_secrets(physical):
 
 
 def test_a_name_that_reads_back_as_another_is_a_problem():
-    problem = MAP.round_trip_problem(SecretId(TEXT, "a+b"))
-    assert problem is not None and "reads back as 'a b'" in problem and "rename:" in problem
+    problem = MAP.round_trip_problem(SecretId(TEXT, "a+b"), "aws")
+    assert problem is not None and "reads back as 'a b'" in problem and "rename: {aws: NEW-NAME}" in problem
 
 
 def test_a_clash_with_a_renamed_secret_is_left_to_the_plan():

@@ -402,7 +402,7 @@ class AwsSecretsManagerBackend(Backend):
 
     def name_problem(self, secret: SecretId) -> str | None:
         """Common rules, then AWS's alphabet and 512-character limit on the full AWS name."""
-        problem = common_name_problem(secret.name) or self.names.round_trip_problem(secret)
+        problem = common_name_problem(secret.name) or self.names.round_trip_problem(secret, self.manager_id)
         if problem:
             return problem
         physical = self.names.physical(secret)
@@ -416,8 +416,9 @@ class AwsSecretsManagerBackend(Backend):
         if bad is not None:
             code = f", U+{ord(bad):04X}" if not bad.isascii() or not bad.isprintable() else ""
             return ("AWS Secrets Manager names allow only ASCII letters, digits and /_+=.@- "
-                    f"(found {bad!r}{code}); map it with name_map: {{{_quoted(bad)}: \"+\"}} on the "
-                    f"manager (any of _+=.@- that the names do not use otherwise), or give the "
+                    f"(found {bad!r}{code}); map it with name_map: {{{_quoted(bad)}: ...}} on the "
+                    f"manager (to one of _+=.@- that no name uses, a different one for each character "
+                    f"mapped), or give the "
                     f"secret rename: {{{self.manager_id}: NEW-NAME}}")
         full = self.location(secret)
         if len(full) > MAX_NAME_LENGTH:

@@ -62,15 +62,15 @@ class NameMap:
             return None
         return secret
 
-    def round_trip_problem(self, secret: SecretId) -> str | None:
-        """Why this manager cannot hold `secret` under the mapping (its physical name
-        reads back as another secret), or None."""
+    def round_trip_problem(self, secret: SecretId, manager: str = "MANAGER") -> str | None:
+        """Why `manager` cannot hold `secret` under the mapping (its physical name reads
+        back as another secret), or None."""
         physical = self.physical(secret)
         back = self.identity(secret.kind, physical)
         if back is None or back == secret or back in self.renames:
             return None  # a clash with a renamed secret: the plan reports both as a conflict
         return (f"its physical name {physical!r} reads back as {back.name!r} under this manager's "
-                f"name_map; give the secret rename: {{MANAGER: ...}}, or map to characters its "
+                f"name_map; give the secret rename: {{{manager}: NEW-NAME}}, or map to characters its "
                 "names do not use")
 
     def _reverse(self, physical: str) -> str:

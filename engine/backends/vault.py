@@ -398,7 +398,7 @@ class VaultBackend(Backend):
 
     def name_problem(self, secret: SecretId) -> str | None:
         """Common rules, plus characters Vault refuses in a URL path (not Go-printable)."""
-        problem = common_name_problem(secret.name) or self.names.round_trip_problem(secret)
+        problem = common_name_problem(secret.name) or self.names.round_trip_problem(secret, self.manager_id)
         if problem:
             return problem
         physical = self.names.physical(secret)
