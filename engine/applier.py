@@ -48,6 +48,7 @@ class Outcome:
 class _Found:
     source: str | None  # fingerprint found in the source (None: absent)
     target: str | None  # fingerprint found in the target
+    refused: str | None = None  # why the target would refuse the source's value
 
 
 def apply_plan(
@@ -166,12 +167,18 @@ def check_current(changes, managers: Managers, fingerprint: Fingerprint,
     """
     found = parallel_map(lambda item: _found(*item, managers, fingerprint, held), enumerate(changes),
                          managers.workers)
-    stale, done = [], set()
+    stale, done, refused = [], set(), []
     for index, (action, state) in enumerate(zip(changes, found)):
         if _is_done(action, state):
             done.add(index)
         elif not _is_pending(action, state) and not (index in partial and state.source == action.source_fingerprint):
             stale.append(_describe_drift(action, state))
+        elif state.refused:
+            refused.append(f"{action.id} cannot be written to manager {action.target!r} at {action.target_location}: "
+                           f"{state.refused}")
+    if refused:
+        shown = "; ".join(refused[:5]) + (f"; and {len(refused) - 5} more" if len(refused) > 5 else "")
+        raise PlanError(f"nothing was written: {shown}")
     if stale:
         shown = "; ".join(stale[:5]) + (f"; and {len(stale) - 5} more" if len(stale) > 5 else "")
         raise StalePlan(f"stale plan, nothing was written: {shown}. Run plan again")
@@ -188,8 +195,10 @@ def _found(index: int, action: Action, managers: Managers, fingerprint: Fingerpr
         target = managers.read(action.target, action.id)
     if held is not None:  # a move reads its source again (below), so only a copy's is kept
         held.offer(index, Held(None if action.delete_source else source, target, version))
+    refused = managers[action.target].value_problem(action.id, source) \
+        if source is not None and action.writes_target else None
     return _Found(source=None if source is None else fingerprint(source.data),
-                  target=None if target is None else fingerprint(target.data))
+                  target=None if target is None else fingerprint(target.data), refused=refused)
 
 
 def _is_pending(action: Action, found: _Found) -> bool:

@@ -198,6 +198,11 @@ class Backend(abc.ABC):
         """Why a value of `size` bytes cannot be stored here (pure, no I/O)."""
         return None
 
+    def value_problem(self, secret: SecretId, value: SecretValue) -> str | None:
+        """Why this value cannot be stored here as it is (pure, no I/O): apply asks before
+        its first write, with the values its staleness check read."""
+        return None
+
     def close(self) -> None:
         """Release connections and files."""
 

@@ -411,6 +411,11 @@ class VaultBackend(Backend):
                         f"{{{self.manager_id}: NEW-NAME}}")
         return None
 
+    def value_problem(self, secret: SecretId, value: SecretValue) -> str | None:
+        """A secret kept at a vault_path: what its write would refuse (a whole secret's
+        JSON must be a canonical object, to read back byte for byte)."""
+        return self.paths.value_problem(secret, value) if secret in self.paths else None
+
     def size_problem(self, secret: SecretId, size: int) -> str | None:
         """Whether the stored entry (JSON, base64 for files) exceeds max_value_bytes."""
         entry = _entry_size(secret.kind, size)

@@ -216,6 +216,16 @@ class VaultPaths:
         with self._locks_guard:
             return self._locks.setdefault(path, threading.Lock())
 
+    def value_problem(self, secret: SecretId, value: SecretValue) -> str | None:
+        """Why `write` would refuse `value` (see `_object`), or None."""
+        try:
+            text = self._text(secret, value)
+            if self._mapped[secret].key is None:
+                self._object(secret, text)
+        except BackendError as error:
+            return error.detail
+        return None
+
     def _text(self, secret: SecretId, value: SecretValue) -> str:
         try:
             return value.text()

@@ -351,6 +351,28 @@ def test_a_vault_key_moves_alone_and_its_neighbours_stay(vault, vault_env, moto_
     assert kv.read_secret_version(path="app/db", mount_point=mount, raise_on_deleted_version=True)["data"]["data"] == DB
 
 
+def test_a_whole_secret_that_would_not_read_back_the_same_is_refused_before_any_write(vault, vault_env, tmp_path):
+    """A builtin text bound for a whole Vault secret must be a canonical JSON object: one
+    with spaces would fail its read-back halfway through the apply; it is refused by the
+    staleness pass instead, and nothing is written, the other entry's key included."""
+    mount = fresh_mount(vault, 2)
+    config = _project(tmp_path, {"harness": {"type": "builtin", "path": "h.db", "key": {"file": "master.key"}},
+                                 "corp_vault": _vault_manager(vault, mount)})
+    _seed(config, "harness", texts={"jdoc": '{"password": "x", "user":"u"}', "jkey": CANARY}, files={})
+    doc = yaml.safe_load(config.read_text())
+    doc["secrets"] = [{"name": "jdoc", "manager": "corp_vault", "from": "harness", "vault_path": "app/j"},
+                      {"name": "jkey", "manager": "corp_vault", "from": "harness", "vault_path": "app/k",
+                       "vault_key": "password"}]
+    config.write_text(yaml.safe_dump(doc))
+    assert run_cli(["plan", "--out", "plan.json"], tmp_path, vault_env).code == 0
+    applied = run_cli(["apply", "plan.json"], tmp_path, vault_env)
+    assert applied.code == 1, applied
+    assert "nothing was written" in applied.err and "not in canonical form" in applied.err, applied
+    with Workspace(config) as ws:
+        assert ws.backend("corp_vault").list_tree("app") == []
+        assert {s.name for s in ws.backend("harness").list_ids()} == {"jdoc", "jkey"}
+
+
 def test_vault_path_needs_a_vault_manager_in_the_entry(moto_server, tmp_path):
     config = _project(tmp_path, {"aws": _aws_manager(moto_server, "x/"),
                                  "harness": {"type": "builtin", "path": "h.db", "key": {"file": "master.key"}}})
