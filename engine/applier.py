@@ -36,7 +36,7 @@ class Interrupted(SecretShiftError):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one action: `done`, or `already` (found carried out)."""
 
@@ -44,7 +44,7 @@ class Outcome:
     status: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Found:
     source: str | None  # fingerprint found in the source (None: absent)
     target: str | None  # fingerprint found in the target

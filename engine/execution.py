@@ -47,7 +47,7 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
     with ws_factory() as ws, ApplyLock(ws.state_dir, force_unlock, console.err):
         unfinished_apply = unfinished(ws)
         if unfinished_apply is not None:
-            with _recorded(ws, "resume", console, lambda: unfinished_apply.path):
+            with _recorded(ws, "resume", console, lambda: unfinished_apply.path, unfinished_apply.plan):
                 return _resume(ws, unfinished_apply, plan_file, auto_approve, console, rewrite_references)
         to_apply = _plan_to_apply(ws, plan_file, console)
         if not to_apply.has_changes:
@@ -71,7 +71,7 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
         def journal_path() -> Path | None:
             return started[0].path if started else None
 
-        with _recorded(ws, "apply", console, journal_path), _tracked(ws, to_apply, journal_path, console), \
+        with _recorded(ws, "apply", console, journal_path, to_apply), _tracked(ws, to_apply, journal_path, console), \
                 _stop_on_interrupt(console) as stop_requested:
             outcomes = apply_plan(
                 to_apply, ws.backends(), ws.fingerprint,
@@ -200,10 +200,10 @@ def _new_journal(ws: Workspace, plan: Plan) -> Journal:
     return Journal.create(ws.journal_dir, apply_id, journal_key(ws.fingerprint_key), plan, _about())
 
 
-def _recorded(ws: Workspace, kind: str, console, journal_path: Callable[[], Path | None]):
-    """The history record of this run, written however it ends (see history.py)."""
+def _recorded(ws: Workspace, kind: str, console, journal_path: Callable[[], Path | None], plan: Plan):
+    """The history record of this run (of `plan`), written however it ends (see history.py)."""
     return history.recorded(history.history_file(ws.state_dir, ws.config.path.name), kind, _about(),
-                            journal_path, console.err)
+                            journal_path, console.err, plan)
 
 
 def _about() -> dict:
@@ -260,7 +260,7 @@ def rollback(ws_factory: Callable[[], Workspace], auto_approve: bool, console,
     """Undo the last apply recorded in the journal."""
     with ws_factory() as ws, ApplyLock(ws.state_dir, force_unlock, console.err):
         state = _last_apply(ws)
-        with _recorded(ws, "rollback", console, lambda: state.path), \
+        with _recorded(ws, "rollback", console, lambda: state.path, state.plan), \
                 recorded_rollback(state_file(ws), ws.config.path.name, state.path,
                                   lambda manager: ws.backend(manager).list_ids(), console.err):
             return _rollback(ws, state, auto_approve, console)

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from engine.model import SecretValue
 
-DEFAULT_BUDGET = 64 * 1024 * 1024  # bytes of values held between the two passes
+DEFAULT_BUDGET = 32 * 1024 * 1024  # bytes of values held between the two passes
 _OVERHEAD = 200  # rough bytes of bookkeeping per held action, counted against the budget
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Held:
     """What the staleness pass found for one action.
 

@@ -31,6 +31,7 @@ from typing import Any
 from engine.errors import SecretShiftError
 from engine.journal import JournalState, iter_records, read_journal
 from engine.plan import Plan
+from engine.render.json import json_chunks
 
 HISTORY_DIR = "history"
 APPLY_OUTCOMES = ("done", "already", "failed", "not started")
@@ -49,19 +50,22 @@ def history_file(state_dir: Path, config_name: str) -> Path:
 
 def plan_digest(plan: Plan) -> str:
     """sha256 (hex) of the plan's canonical JSON: equal digests mean the same plan."""
-    canonical = json.dumps(plan.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256()
+    for chunk in json_chunks(plan, compact=True, sort_keys=True):  # not one string: plans grow large
+        digest.update(chunk.encode("utf-8"))
+    return digest.hexdigest()
 
 
 # --- writing ----------------------------------------------------------------------
 
 @contextmanager
 def recorded(file: Path, kind: str, about: dict[str, Any], journal_path: Callable[[], Path | None],
-             warn: Callable[[str], None]) -> Iterator[None]:
+             warn: Callable[[str], None], plan: Plan | None = None) -> Iterator[None]:
     """Append to `file` the record of the run carried out in the body, however it ends.
 
     `kind` is apply, resume or rollback; `about` says who runs it (user, host,
-    secretshift_version); `journal_path` names the run's journal once there is one.
+    secretshift_version); `journal_path` names the run's journal once there is one;
+    `plan` is the one it carries out, when the caller has it (see read_journal).
     A history that cannot be written is a warning: it never hides the run's own error,
     nor turns a finished apply into a failed one."""
     started, clock = datetime.now(timezone.utc), time.monotonic()
@@ -77,7 +81,7 @@ def recorded(file: Path, kind: str, about: dict[str, Any], journal_path: Callabl
         path = journal_path()
         if path is not None:
             try:
-                record = run_record(path, since, kind, about, started, time.monotonic() - clock, failure)
+                record = run_record(path, since, kind, about, started, time.monotonic() - clock, failure, plan)
                 if record is not None:
                     append(file, record)
             except (OSError, SecretShiftError) as error:
@@ -86,14 +90,14 @@ def recorded(file: Path, kind: str, about: dict[str, Any], journal_path: Callabl
 
 
 def run_record(path: Path, since: int, kind: str, about: dict[str, Any], started: datetime,
-               seconds: float, failure: BaseException | None) -> dict[str, Any] | None:
+               seconds: float, failure: BaseException | None, plan: Plan | None = None) -> dict[str, Any] | None:
     """The history record of one run: the journal records from number `since` on are the
     ones it wrote. None when it wrote none (it changed nothing)."""
     event = "rollback_step" if kind == "rollback" else "step"
     steps, ends, count = _this_run(path, since, event)
     if not count:
         return None
-    state = read_journal(path, sealed=False)
+    state = read_journal(path, sealed=False, plan=plan)
     status = ends[-1].get("status", "unknown") if ends else _status_of(failure, kind)
     actions = (_rollback_actions(state, steps, status) if kind == "rollback"
                else _apply_actions(state, steps))

@@ -17,7 +17,7 @@ import itertools
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +27,7 @@ from engine import crypto
 from engine.errors import PlanError, SecretShiftError
 from engine.model import SecretValue
 from engine.plan import Plan
+from engine.render.json import json_chunks
 
 FINISHED = ("complete", "rolled_back")
 # Steps taken just before a manager is changed: fsynced before that change.
@@ -37,7 +38,7 @@ class JournalError(SecretShiftError):
     """A journal file cannot be read or trusted."""
 
 
-@dataclass
+@dataclass(slots=True)
 class ActionRecord:
     """What the journal says about one action: its steps, in order."""
 
@@ -51,7 +52,7 @@ class JournalState:
 
     apply_id: str
     path: Path
-    begin: dict[str, Any]
+    begin: dict[str, Any]  # the begin record, without its plan (that is `plan`)
     plan: Plan
     actions: dict[int, ActionRecord]
     status: str  # running (no end record: killed), complete, failed, interrupted, rolled_back...
@@ -93,23 +94,41 @@ class Journal:
     def create(cls, folder: Path, apply_id: str, key: bytes, plan: Plan, about: dict) -> Journal:
         """Start the journal of a new apply in `folder`, recording the plan it carries out."""
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        journal = cls(folder / f"{apply_id}.jsonl", apply_id, key)
-        journal.write({"event": "begin", "apply_id": apply_id, **about, "plan": plan.to_dict()})
-        return journal
+        path = folder / f"{apply_id}.jsonl"
+        # begin, then the plan as a record of its own, written a piece at a time (readers
+        # that know the plan skip it unparsed, see _records), into a file that takes the
+        # journal's name only once both are on disk: a journal always has its plan.
+        starting = path.with_name(path.name + ".starting")
+        begin = (_line({"event": "begin", "apply_id": apply_id, **about}) + "\n").encode("utf-8")
+        try:
+            fd = os.open(starting, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                for piece in [begin, *_pieces([PLAN_RECORD_START, *json_chunks(plan, compact=True), "}\n"])]:
+                    os.write(fd, piece)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(starting, path)
+            _fsync_folder(folder)
+        except OSError as error:
+            raise JournalError(f"cannot write the journal {path}: {error.strerror}; nothing was written") from None
+        return cls(path, apply_id, key)
 
     def write(self, record: dict[str, Any], sync: bool = True) -> None:
         """Append one record; with `sync`, make it durable (fsync) before returning.
         Records without a "time" get one (UTC, milliseconds): history derives each
         action's duration from it."""
-        if "time" not in record:
-            record = {**record, "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
-        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        self._append_pieces([(_line(record) + "\n").encode("utf-8")], sync)
+
+    def _append_pieces(self, pieces: Iterable[bytes], sync: bool) -> None:
+        """Append one record given in pieces (a begin record carries the whole plan)."""
         with self._cond:
             self._check_failed()
             try:
                 if self._fd is None:
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                os.write(self._fd, line)
+                for piece in pieces:
+                    os.write(self._fd, piece)
             except OSError as error:
                 self._failed = error
                 self._check_failed()
@@ -182,27 +201,68 @@ class Journal:
         return f"secretshift journal\x00{self.apply_id}\x00{index}\x00{step}".encode()
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+PLAN_RECORD_START = '{"event":"plan","plan":'
+
+
+def _line(record: dict[str, Any]) -> str:
+    """One record as compact JSON, with its "time" (UTC, milliseconds) when it has none."""
+    if "time" not in record:
+        record = {**record, "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds")}
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def _pieces(chunks: Iterable[str], size: int = 1 << 20) -> Iterator[bytes]:
+    """`chunks` encoded and joined into pieces of about `size` bytes (fewer writes)."""
+    buffered, length = [], 0
+    for chunk in chunks:
+        buffered.append(chunk)
+        length += len(chunk)
+        if length >= size:
+            yield "".join(buffered).encode("utf-8")
+            buffered, length = [], 0
+    if buffered:
+        yield "".join(buffered).encode("utf-8")
+
+
 def journal_key(fingerprint_key: bytes) -> bytes:
     """The key journal values are sealed with, derived from the fingerprint key."""
     return crypto.derive_key(fingerprint_key, "journal v1")
 
 
-def read_journal(path: Path, sealed: bool = True) -> JournalState:
+def read_journal(path: Path, sealed: bool = True, plan: Plan | None = None) -> JournalState:
     """Parse a journal file; a torn last line (a crash mid-write) is ignored. Without
     `sealed` the sealed values are left out (all that resume and rollback need them for):
-    the journal of a large move holds every source value, sealed."""
-    records = _records(path)
+    the journal of a large move holds every source value, sealed. `plan`: the plan this
+    journal records, when the caller has it (the run that wrote it): it is not parsed
+    again, which for 50,000 actions is a large transient tree of dicts."""
+    records = _records(path, parse_plan=plan is None)
     begin = next(records, None)
     if begin is None or begin.get("event") != "begin":
         raise JournalError(f"{path}: not a secretshift journal (no begin record)")
+    recorded = begin.pop("plan", None)  # journals of earlier releases keep the plan in begin
+    first = 2 if recorded is not None else 3  # the line number of the first step record
+    if recorded is None:
+        record = next(records, None)
+        if record is None or record.get("event") != "plan":
+            raise JournalError(f"{path}: the plan in this journal cannot be read (no plan record)")
+        recorded = record.get("plan")
     try:
-        plan = Plan.from_dict(begin["plan"])
-    except (KeyError, TypeError, ValueError, PlanError) as error:
+        plan = plan if plan is not None else Plan.from_dict(recorded)
+    except (KeyError, TypeError, ValueError, AttributeError, PlanError) as error:
         raise JournalError(f"{path}: the plan in this journal cannot be read ({error})") from None
     actions: dict[int, ActionRecord] = {}
     status = "running"
     count = len(plan.changes)
-    for number, record in enumerate(records, 2):
+    for number, record in enumerate(records, first):
         event = record.get("event")
         if event in ("step", "rollback_step"):
             index, step = record.get("index"), record.get("step")
@@ -233,14 +293,20 @@ def iter_records(path: Path, since: int = 0) -> Iterator[dict[str, Any]]:
     return itertools.islice(_records(path), since, None)
 
 
-def _records(path: Path) -> Iterator[dict[str, Any]]:
+def _records(path: Path, parse_plan: bool = False) -> Iterator[dict[str, Any]]:
+    """The records in order; the plan record as `{"event": "plan"}` alone unless
+    `parse_plan` (only a reader without the plan at hand needs it parsed)."""
     try:
         file = path.open("rb")
     except OSError as error:
         raise JournalError(f"cannot read journal {path}: {error.strerror}") from None
+    start = PLAN_RECORD_START.encode("utf-8")
     with file:
         for number, line in enumerate(file, 1):
             if not line.strip():
+                continue
+            if not parse_plan and line.startswith(start) and line.endswith(b"}\n"):
+                yield {"event": "plan"}
                 continue
             try:
                 record = json.loads(line)

@@ -25,7 +25,7 @@ class Kind(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class SecretId:
     """What identifies a secret everywhere: its kind and its name."""
 
@@ -81,7 +81,7 @@ class SecretValue:
         raise TypeError("SecretValue cannot be pickled")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class InventoryEntry:
     """What a manager holds for one secret, without its value.
 

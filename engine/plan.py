@@ -30,7 +30,7 @@ ERROR_CODES = (
 DRIFT_CHANGES = ("changed", "deleted", "added")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Action:
     """One step of a plan.
 
@@ -251,14 +251,15 @@ class Plan:
         result["errors"] = len(self.errors)
         return result
 
-    def to_dict(self) -> dict[str, Any]:
-        """The contract's JSON form (also the saved-plan file)."""
+    def to_dict(self, with_actions: bool = True) -> dict[str, Any]:
+        """The contract's JSON form (also the saved-plan file). Without `with_actions`,
+        "actions" is None in its place (render/json.py streams them one by one)."""
         return {
             "format_version": FORMAT_VERSION,
             "secretshift_version": self.secretshift_version,
             "config_digest": self.config_digest,
             "fingerprint_key_id": self.fingerprint_key_id,
-            "actions": [a.to_dict() for a in self.actions],
+            "actions": [a.to_dict() for a in self.actions] if with_actions else None,
             "errors": [e.to_dict() for e in self.errors],
             "warnings": [w.to_dict() for w in self.warnings],
             "summary": self.summary(),

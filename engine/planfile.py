@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.errors import PlanError
 from engine.plan import Plan
-from engine.render.json import render_json
+from engine.render.json import json_chunks
 from engine.resources import load_schema
 from engine.schema import fast_is_valid
 
@@ -21,7 +21,8 @@ def save_plan(path: Path, plan: Plan) -> None:
         raise PlanError(f"cannot write the plan to {path}: it is a folder; name a file")
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(render_json(plan), encoding="utf-8")
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.writelines(json_chunks(plan))
         os.replace(tmp, path)
     except OSError as error:
         with contextlib.suppress(OSError):

@@ -8,6 +8,7 @@ live (`location`), whether a name or a size fits (`name_problem`, `size_problem`
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -315,7 +316,7 @@ def _with_references(action: Action, counts: Counter, sites: Mapping[SecretId, S
     count = counts.get(action.id, 0)
     if not count:
         return action
-    return Action(**{**action.__dict__, "references": count, "reference_sites": tuple(sites.get(action.id, ()))})
+    return dataclasses.replace(action, references=count, reference_sites=tuple(sites.get(action.id, ())))
 
 
 def _unresolved_references(counts: Counter, inventory: Inventory, first_site: Mapping[SecretId, str]) -> list[Problem]:

@@ -35,6 +35,7 @@ from typing import Any
 
 from engine.errors import SecretShiftError
 from engine.journal import read_journal, records
+from engine.jsonstream import chunks
 from engine.model import Kind, SecretId
 from engine.plan import Action, Plan
 
@@ -47,7 +48,7 @@ class StateError(SecretShiftError):
     """The state file cannot be read or written."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Placed:
     """One secret secretshift placed: where, the fingerprint of what it wrote, when."""
 
@@ -127,8 +128,9 @@ def after_rollback(state: State, undone: Iterable[Action], apply_id: str,
 
 # --- the file ---------------------------------------------------------------------
 
-def to_dict(state: State, config_name: str, now: str) -> dict[str, Any]:
-    """The state file's JSON document (sorted, so that equal states give equal files)."""
+def to_dict(state: State, config_name: str, now: str, with_secrets: bool = True) -> dict[str, Any]:
+    """The state file's JSON document (sorted, so that equal states give equal files).
+    Without `with_secrets`, "secrets" is None in its place (write_state streams them)."""
     listings = {}
     for manager, ids in sorted(state.listings.items()):
         listings[manager] = {kind.value: sorted(s.name for s in ids if s.kind is kind) for kind in Kind}
@@ -137,7 +139,7 @@ def to_dict(state: State, config_name: str, now: str) -> dict[str, Any]:
         "config": config_name,
         "fingerprint_key_id": state.fingerprint_key_id,
         "updated": now,
-        "secrets": [state.secrets[key].to_dict() for key in sorted(state.secrets)],
+        "secrets": [state.secrets[key].to_dict() for key in sorted(state.secrets)] if with_secrets else None,
         "listings": listings,
     }
 
@@ -202,13 +204,16 @@ def _text(value: Any) -> str:
 def write_state(path: Path, state: State, config_name: str) -> None:
     """Replace the state file atomically (temp file, fsync, rename); folder 0700, file 0600."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
-    data = (json.dumps(to_dict(state, config_name, now), indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+    secrets = (state.secrets[key].to_dict() for key in sorted(state.secrets))
+    pieces = chunks(to_dict(state, config_name, now, with_secrets=False), {"secrets": secrets}, indent=1)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, data)
+            with os.fdopen(os.dup(fd), "w", encoding="utf-8") as handle:  # buffered: many small pieces
+                handle.writelines(pieces)
+                handle.write("\n")
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -249,7 +254,7 @@ def recorded_apply(file: Path, config_name: str, key_id: str, plan: Plan,
             path = journal_path()
             apply_id, placed = None, [] if failed else list(plan.changes)
             if path is not None:
-                journal = read_journal(path)
+                journal = read_journal(path, sealed=False, plan=plan)
                 apply_id = journal.apply_id
                 placed = [journal.plan.changes[i] for i, record in sorted(journal.actions.items())
                           if {"verified", "already"} & set(record.steps)]
@@ -272,7 +277,7 @@ def recorded_rollback(file: Path, config_name: str, journal_path: Path, list_ids
         yield
     finally:
         try:
-            journal = read_journal(journal_path)
+            journal = read_journal(journal_path, sealed=False)
             undone = {r["index"] for r in records(journal_path) if r.get("event") == "rollback_step"}
             if journal.status == "rolled_back":
                 undone |= {i for i, r in journal.actions.items() if {"written", "source_value"} & set(r.steps)}

@@ -397,3 +397,38 @@ def test_a_saved_plan_from_an_incompatible_secretshift_version_is_refused(tmp_pa
         commands.apply(config, str(plan_file), False, Recorder())
     with Workspace(config) as ws:
         assert ws.backend("b").list_ids() == []
+
+
+def _one_move_plan():
+    from engine.plan import Action, Plan
+
+    fingerprint = "hmac-sha256:" + "a" * 64
+    return Plan((Action("move", SecretId(Kind.TEXT, "db"), "a", "b", "b/db", fingerprint, None, "a/db", True),))
+
+
+def test_a_journal_is_named_only_once_its_plan_is_on_disk(tmp_path):
+    """begin and the plan record go to a file that takes the journal's name when both are
+    written: a kill while a large plan is written leaves no journal without its plan."""
+    from engine.journal import Journal
+
+    plan = _one_move_plan()
+    journal = Journal.create(tmp_path, "apply-1", b"k" * 32, plan, {"user": "u"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["apply-1.jsonl"]
+    lines = journal.path.read_bytes().splitlines()
+    assert [json.loads(line)["event"] for line in lines] == ["begin", "plan"]
+    state = read_journal(journal.path)
+    assert state.plan == plan and "plan" not in state.begin and state.begin["user"] == "u"
+    journal.step(0, "started")
+    # the run that wrote it passes its plan, which is then not read again
+    assert read_journal(journal.path, plan=plan).actions[0].steps == ["started"]
+
+
+def test_a_journal_of_an_earlier_release_with_the_plan_in_begin_is_still_read(tmp_path):
+    plan = _one_move_plan()
+    begin = {"event": "begin", "apply_id": "apply-0", "time": "2026-01-01T00:00:00Z", "plan": plan.to_dict()}
+    step = {"event": "step", "index": 0, "step": "started", "time": "2026-01-01T00:00:01Z"}
+    path = tmp_path / "apply-0.jsonl"
+    path.write_text(json.dumps(begin) + "\n" + json.dumps(step) + "\n")
+    state = read_journal(path)
+    assert (state.apply_id, state.plan, state.actions[0].steps, state.status) == ("apply-0", plan, ["started"],
+                                                                                 "running")

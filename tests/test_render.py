@@ -416,3 +416,17 @@ def test_markdown_counts_and_lists_the_location_references_an_action_breaks_firs
         "0 |",  # aws -> corp_vault: the references name the copy in harness
     ]
     assert all(unescaped_pipes(row) == 7 for row in rows)
+
+
+@pytest.mark.parametrize("make", [every_kind_plan, empty_plan, drift_plan, drift_report])
+def test_the_streamed_json_is_byte_for_byte_what_json_dumps_writes(make):
+    """Saved plans and the journal stream the plan a piece at a time (render/json.py);
+    the pieces must make exactly the document json.dumps makes, indented and compact."""
+    from engine.render.json import json_chunks
+
+    plan = make()
+    assert "".join(json_chunks(plan)) == json.dumps(plan.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    assert "".join(json_chunks(plan, compact=True)) == json.dumps(plan.to_dict(), ensure_ascii=False,
+                                                                   separators=(",", ":"))
+    assert "".join(json_chunks(plan, compact=True, sort_keys=True)) == json.dumps(
+        plan.to_dict(), ensure_ascii=False, separators=(",", ":"), sort_keys=True)  # history's plan digest

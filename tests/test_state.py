@@ -20,6 +20,7 @@ from engine.state import (
     after_apply,
     after_rollback,
     read_state,
+    to_dict,
     write_state,
 )
 
@@ -111,6 +112,9 @@ def test_the_file_round_trips_is_0600_and_holds_no_stray_keys(tmp_path):
     assert set(document) == {"format_version", "config", "fingerprint_key_id", "updated", "secrets", "listings"}
     assert list(path.parent.iterdir()) == [path]  # no temporary file left behind
     assert read_state(tmp_path / "nowhere.json") == State()
+    # written a piece at a time (jsonstream), byte for byte what json.dumps would write
+    expected = json.dumps(to_dict(state, "secretshift.yaml", document["updated"]), indent=1, ensure_ascii=False)
+    assert path.read_text() == expected + "\n"
 
 
 BAD_ENTRY = b'{"format_version": 1, "fingerprint_key_id": "k", "listings": {}, "secrets": [{"manager": 1}]}'

@@ -88,7 +88,7 @@ def test_an_aws_account_moves_into_vault_and_back_byte_for_byte(vault, moto_serv
                                  "home": _aws_manager(moto_server, home)})
     found = run_cli(["discover", "aws", "--migrate-to", "corp_vault", "--mode", "move"], tmp_path, env)
     assert found.code == 0, found
-    assert f"{prefix}prod/retired-key: scheduled for deletion" in found.stdout
+    assert f"{prefix}prod/retired-key: it is pending deletion until" in found.stdout
     assert f"{len(everything)} secret(s) in manager 'aws', 1 skipped" in found.err
     _merge(config, found.stdout)
 
