@@ -16,7 +16,11 @@ is left out is listed with its reason, as YAML comments at the top.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import yaml
@@ -70,13 +74,15 @@ def discover(ws: Workspace, manager_id: str, migrate_to: str | None = None,
     else:
         discovery.found = [Found(s) for s in backend.list_ids()]
     purpose = "adopt" if target is None else "migrate"
-    _skip_unreadable(backend, discovery, purpose)
+    fingerprint = _throwaway_fingerprint()
+    held = _skip_unreadable(backend, discovery, purpose, fingerprint)
     if backend.type_name == "aws_secrets_manager":
         _aws_unmapped(backend, discovery)
         if target is not None and target.type_name == "vault":
             _aws_json_objects_to_vault_paths(backend, discovery)
     _skip_already_placed(ws, discovery)
     if target is None:
+        _skip_held_differently_elsewhere(ws, discovery, held, fingerprint)
         text = _secrets_yaml(discovery)
     else:
         text = _migration_yaml(discovery, migrate_to, target, mode)
@@ -137,20 +143,56 @@ def _vault_secrets(path: str, data: dict, vault_keys: str):
     return result
 
 
-def _skip_unreadable(backend: Backend, discovery: Discovery, purpose: str) -> None:
+def _skip_unreadable(backend: Backend, discovery: Discovery, purpose: str,
+                     fingerprint: Callable[[bytes], str]) -> dict[SecretId, str]:
     """Leave out what a plan could not move: secrets kept without a current value (listed
     as such: soft-deleted, pending deletion), and those that read back as no value or not
-    one value. The layout's secrets are read for this (batched where the manager can)."""
+    one value. The layout's secrets are read for this (batched where the manager can);
+    returns their fingerprints."""
     def skip(state: Unavailable) -> None:
         discovery.skipped.append((state.location, f"{describe(state)}; {restore_hint(state, purpose)}"))
 
     for state in backend.list_unavailable():
         skip(state)
     in_layout = [f.id for f in discovery.found if f.vault_path is None]
-    readable, unavailable = read_states(backend, in_layout, lambda data: "", backend.parallelism)
+    readable, unavailable = read_states(backend, in_layout, fingerprint, backend.parallelism)
     for state in sorted(unavailable.values(), key=lambda u: u.id):
         skip(state)
     discovery.found = [f for f in discovery.found if f.vault_path is not None or f.id in readable]
+    return {secret: entry.fingerprint for secret, entry in readable.items()}
+
+
+def _skip_held_differently_elsewhere(ws: Workspace, discovery: Discovery, held: dict[SecretId, str],
+                                     fingerprint: Callable[[bytes], str]) -> None:
+    """An adopting entry names no source, so where another manager holds the same secret
+    with another value the plan would see a conflict: such secrets are left to the user
+    (equal copies are adopted: they plan as no-ops)."""
+    differs: dict[SecretId, list[str]] = {}
+    for manager in ws.config.managers:
+        if manager == discovery.manager:
+            continue
+        other = ws.backend(manager)
+        overlap = sorted(set(other.list_ids()) & held.keys())
+        entries, unavailable = read_states(other, overlap, fingerprint, other.parallelism)
+        for secret in overlap:
+            if secret in unavailable or (secret in entries and entries[secret].fingerprint != held[secret]):
+                differs.setdefault(secret, []).append(manager)
+    kept = []
+    for found in discovery.found:
+        if found.id in differs:
+            managers = ", ".join(repr(m) for m in differs[found.id])
+            discovery.skipped.append((str(found.id), (
+                f"manager {managers} holds another value under this name, so an entry adopting it here "
+                f"would plan a conflict: decide which value wins and place it by hand")))
+        else:
+            kept.append(found)
+    discovery.found = kept
+
+
+def _throwaway_fingerprint() -> Callable[[bytes], str]:
+    """Fingerprints that only compare values within this run (a random key, never kept)."""
+    key = os.urandom(32)
+    return lambda data: hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 def _aws_unmapped(backend, discovery: Discovery) -> None:

@@ -230,6 +230,25 @@ def test_discover_leaves_out_what_a_plan_could_not_move_and_says_why(vault, vaul
     assert "1 secret(s) in manager 'aws', 2 skipped" in result.err
 
 
+def test_discover_leaves_out_a_name_another_manager_holds_with_another_value(vault, vault_env, moto_server,
+                                                                               tmp_path):
+    """An adopting entry names no source: where another manager holds the same name with
+    another value, it would plan a conflict, so discover leaves it to the user; an equal
+    copy elsewhere is adopted (it plans as a no-op)."""
+    mount, prefix = fresh_mount(vault, 2), f"disc-{uuid.uuid4().hex[:8]}/"
+    config = _project(tmp_path, {"corp_vault": _vault_manager(vault, mount), "aws": _aws_manager(moto_server, prefix)})
+    _seed(config, "corp_vault")
+    aws = moto_server.client()
+    aws.create_secret(Name=f"{prefix}db_password", SecretString="another value")
+    aws.create_secret(Name=f"{prefix}api.token-v2", SecretString=TEXTS["api.token-v2"])  # the same value
+    result = _discover(config, vault_env, "corp_vault")
+    skipped = _skipped_comments(result.stdout)
+    assert list(skipped) == ["text secret 'db_password'"]
+    assert skipped["text secret 'db_password'"].startswith("manager 'aws' holds another value under this name")
+    _merge(config, result.stdout)
+    _assert_only_noops(_plan(config, vault_env), _seeded_ids() - {("text", "db_password")})
+
+
 # --------------------------------------------------------------------------- migrations: block
 
 def test_discover_migrate_to_excludes_names_the_target_cannot_hold_and_the_migration_works(
