@@ -54,6 +54,6 @@ def mapped_for(secrets: Any, manager_id: str, managers: dict) -> list[dict]:
 
 
 def _vault_managers(entry: dict, managers: dict) -> list[str]:
-    named = [entry.get(k) for k in ("manager", "from")]
+    named = dict.fromkeys(entry.get(k) for k in ("manager", "from"))  # once, when `from` repeats `manager`
     return [m for m in named if isinstance(m, str) and isinstance(managers.get(m), dict)
             and managers[m].get("type") == "vault"]

@@ -300,3 +300,11 @@ def test_the_fast_validity_check_agrees_with_jsonschema_on_every_sample_config()
     assert len(documents) > 40
     for name, document in documents:
         assert schema.fast_is_valid(fast, document) == full.is_valid(document), name
+
+
+def test_an_entry_naming_one_vault_as_manager_and_from_does_not_clash_with_itself():
+    from engine.vault_mapping import check_entries
+
+    managers = {"v": {"type": "vault"}}
+    entry = {"name": "db", "manager": "v", "from": "v", "vault_path": "app/db", "vault_key": "password"}
+    assert check_entries([(("secrets", 0), entry)], managers) == []
