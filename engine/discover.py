@@ -16,15 +16,13 @@ is left out is listed with its reason, as YAML comments at the top.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import yaml
 
+from engine import crypto
 from engine.backends.base import Backend, common_name_problem
 from engine.backends.vault_keys import WHOLE_SECRET_FORMAT
 from engine.errors import UsageError
@@ -74,7 +72,7 @@ def discover(ws: Workspace, manager_id: str, migrate_to: str | None = None,
     else:
         discovery.found = [Found(s) for s in backend.list_ids()]
     purpose = "adopt" if target is None else "migrate"
-    fingerprint = _throwaway_fingerprint()
+    fingerprint = crypto.Fingerprinter(crypto.new_key())  # compares values within this run only
     held = _skip_unreadable(backend, discovery, purpose, fingerprint)
     if backend.type_name == "aws_secrets_manager":
         _aws_unmapped(backend, discovery)
@@ -188,11 +186,6 @@ def _skip_held_differently_elsewhere(ws: Workspace, discovery: Discovery, held: 
             kept.append(found)
     discovery.found = kept
 
-
-def _throwaway_fingerprint() -> Callable[[bytes], str]:
-    """Fingerprints that only compare values within this run (a random key, never kept)."""
-    key = os.urandom(32)
-    return lambda data: hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
 def _aws_unmapped(backend, discovery: Discovery) -> None:
