@@ -13,6 +13,7 @@ that tells how far it got.
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 import json
 import os
@@ -111,6 +112,8 @@ class Journal:
             os.replace(starting, path)
             _fsync_folder(folder)
         except OSError as error:
+            with contextlib.suppress(OSError):
+                starting.unlink(missing_ok=True)
             raise JournalError(f"cannot write the journal {path}: {error.strerror}; nothing was written") from None
         return cls(path, apply_id, key)
 
@@ -118,17 +121,13 @@ class Journal:
         """Append one record; with `sync`, make it durable (fsync) before returning.
         Records without a "time" get one (UTC, milliseconds): history derives each
         action's duration from it."""
-        self._append_pieces([(_line(record) + "\n").encode("utf-8")], sync)
-
-    def _append_pieces(self, pieces: Iterable[bytes], sync: bool) -> None:
-        """Append one record given in pieces (a begin record carries the whole plan)."""
+        line = (_line(record) + "\n").encode("utf-8")
         with self._cond:
             self._check_failed()
             try:
                 if self._fd is None:
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                for piece in pieces:
-                    os.write(self._fd, piece)
+                os.write(self._fd, line)
             except OSError as error:
                 self._failed = error
                 self._check_failed()
