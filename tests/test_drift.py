@@ -142,6 +142,16 @@ def test_refresh_only_shows_drift_alone_and_exits_2_with_detailed_exitcode(proje
     assert not (project.root / "drift.json").exists()
 
 
+def test_refresh_only_before_any_apply_says_nothing_is_tracked_rather_than_no_drift(project):
+    state_path(project).unlink()
+    text = project.run("plan", "--refresh-only", "--detailed-exitcode")
+    assert text.code == 0 and text.stdout.startswith("Nothing tracked yet: no apply has recorded a state"), text
+    markdown = project.run("plan", "--refresh-only", "--format", "markdown")
+    assert markdown.stdout.startswith("## secretshift drift report\n\n**Nothing tracked yet**"), markdown
+    code, report = drift_of(project, "--refresh-only")
+    assert (code, report["drift"]) == (0, [])
+
+
 def test_refresh_reads_the_tracked_secrets_and_no_other(project):
     kv(project).create_or_update_secret(path="harness/SECRET_TEXT/untracked", secret={"value": "x"},
                                         mount_point=project.mount)
