@@ -110,7 +110,7 @@ class Journal:
             finally:
                 os.close(fd)
             os.replace(starting, path)
-            _fsync_folder(folder)
+            fsync_folder(folder)
         except OSError as error:
             with contextlib.suppress(OSError):
                 starting.unlink(missing_ok=True)
@@ -200,8 +200,8 @@ class Journal:
         return f"secretshift journal\x00{self.apply_id}\x00{index}\x00{step}".encode()
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make a rename in `folder` durable."""
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in `folder` durable (journal, state file and rewritten files use it)."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

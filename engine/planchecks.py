@@ -172,7 +172,7 @@ def _in_place_finding(state: Unavailable, manager: str) -> Problem | PlanWarning
     copy = f"{state.id} in manager {manager!r} ({state.location})"
     if state.state == "no_value":
         return Problem("missing", state.id, f"{copy} is where the config places it, but {describe(state)}; "
-                                            "give it a value (aws secretsmanager put-secret-value)")
+                                            f"{restore_hint(state, 'adopt')}")
     code = "unreadable" if state.state == "unreadable" else "soft_deleted"
     return PlanWarning(code, state.id, manager, f"{copy} is where the config places it, but {describe(state)}; "
                                                 "nothing is done with it")

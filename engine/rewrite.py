@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.errors import PlanError, SecretShiftError, StalePlan
-from engine.journal import JournalState
+from engine.journal import JournalState, fsync_folder
 from engine.locrefs import names, places_of, replacement
 from engine.locscan import scan_locations
 from engine.plan import BrokenReference, Plan
@@ -231,11 +231,7 @@ def _replace_file(path: Path, data: bytes) -> None:
             tmp.unlink(missing_ok=True)
         raise SecretShiftError(f"cannot rewrite {path}: {error.strerror}") from None
     with contextlib.suppress(OSError):
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        fsync_folder(path.parent)
 
 
 def _count(number: int, noun: str) -> str:

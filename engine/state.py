@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import SecretShiftError
-from engine.journal import read_journal, records
+from engine.journal import fsync_folder, read_journal, records
 from engine.jsonstream import chunks
 from engine.model import Kind, SecretId
 from engine.plan import Action, Plan
@@ -218,11 +218,7 @@ def write_state(path: Path, state: State, config_name: str) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+        fsync_folder(path.parent)
     except OSError as error:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
