@@ -64,6 +64,12 @@ _LATEST_LIVE_ROW = """
     WHERE kind = ? AND name = ? AND deleted = 0 ORDER BY version DESC LIMIT 1"""
 
 
+# Page cache of each connection (one per thread), in KiB: reads look rows up by key, so a
+# small cache serves them; SQLite's default (2 MiB) times dozens of threads is what an apply
+# with a large store held in memory.
+CACHE_KIB = 256
+
+
 class VersionInfo(NamedTuple):
     """One stored version of a secret, without its value (for audit and `history`)."""
 
@@ -381,6 +387,7 @@ class BuiltinBackend(Backend):
             self._connections.append(conn)
             self._local.held = (self._generation, conn)
         conn.execute("PRAGMA synchronous = FULL")  # a committed write survives power loss
+        conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         return conn
 
     def _check_store(self, conn: sqlite3.Connection, create: bool) -> bool:
