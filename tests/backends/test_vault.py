@@ -374,6 +374,23 @@ def test_check_access_passes_for_a_writer_and_names_a_missing_delete(server, mad
     assert made(mount).read(text("s1")) == SecretValue.from_text("written")
 
 
+def test_capability_batches_are_asked_concurrently_and_all_answers_count(server, made):
+    mount = new_mount(server, 2)
+    server.set_policy(f"writer-{mount}", f'path "{mount}/data/harness/SECRET_TEXT/s*" '
+                      '{ capabilities = ["create", "update", "read"] }')
+    vault = made(mount, token=SecretValue.from_text(server.create_token(policies=[f"writer-{mount}"])))
+    vault.layout()  # mount detection first, on its own
+    server.reset_counts()
+    server.latency = 0.02
+    try:
+        with pytest.raises(ReadOnlyManager, match="CONFIG_FILE/last"):  # in the last of five batches
+            vault.check_access([text(f"s{i}") for i in range(999)] + [file("last")], [])
+    finally:
+        server.latency = 0.0
+    assert server.request_count == 5
+    assert max(in_flight for in_flight, _ in server.arrivals) > 1
+
+
 def test_root_token_passes_check_access(server, made):
     made(new_mount(server, 1)).check_access([text("a")], [file("b")])
 
