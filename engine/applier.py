@@ -45,7 +45,7 @@ class Outcome:
 
 
 @dataclass(frozen=True, slots=True)
-class _Found:
+class Found:
     source: str | None  # fingerprint found in the source (None: absent)
     target: str | None  # fingerprint found in the target
     refused: str | None = None  # why the target would refuse the source's value
@@ -71,14 +71,19 @@ def apply_plan(
     managers = Managers(backends)
     held = HeldValues(hold_bytes)
     already = check_current(changes, managers, fingerprint, held=held)
-    if len(already) == len(changes):  # all carried out already: nothing to write, nothing to journal
-        outcomes = [Outcome(action, "already") for action in changes]
-        for outcome in outcomes:
-            progress(outcome)
-        return outcomes
+    if len(already) == len(changes):
+        return all_already(changes, progress)
     preflight(changes, backends)
     journal = start_journal()
     return run_actions(changes, already, managers, fingerprint, journal, progress, stop_requested, held=held)
+
+
+def all_already(changes, progress: Callable[[Outcome], None]) -> list[Outcome]:
+    """Every action was found carried out already: nothing to write, nothing to journal."""
+    outcomes = [Outcome(action, "already") for action in changes]
+    for outcome in outcomes:
+        progress(outcome)
+    return outcomes
 
 
 def run_actions(changes, already: set[int], managers: Managers, fingerprint, journal: Journal,
@@ -91,27 +96,53 @@ def run_actions(changes, already: set[int], managers: Managers, fingerprint, jou
     `started` are the actions an earlier run of this same apply began (a resume): one
     of those found already done was written by this apply, and the journal must say so
     for rollback to undo it. `held` has values the staleness check read (see held.py)."""
-    report = _InOrder(changes, progress)
-    abort = threading.Event()
+    report = InOrder(changes, progress)
+    try:
+        failure = carry_out(by_secret(changes), changes, already, managers, fingerprint, journal, report.done,
+                            stop_requested, started, held)
+    except BaseException as interrupt:  # noqa: BLE001 - a second Ctrl-C: no more work was taken
+        failure = interrupt
+    return finish_run(changes, report, journal, failure)
+
+
+def carry_out(groups: list[list[int]], changes, already: set[int], managers: Managers, fingerprint,
+              journal: Journal, done: Callable[[int, str], None], stop_requested: Callable[[], bool],
+              started: frozenset[int] = frozenset(), held: HeldValues | None = None,
+              abort: threading.Event | None = None, failed: dict[int, BaseException] | None = None,
+              ) -> BaseException | None:
+    """Run `groups` of action indexes (each group one secret's actions, in plan order) on
+    the managers' threads; `done(index, status)` as each action ends. Returns the error of
+    the earliest group that failed, None when none did; no action is taken once one
+    failed, `abort` is set or `stop_requested()`. `failed` gets each failed action's error
+    by its index."""
+    abort = abort or threading.Event()
 
     def run_group(indexes: list[int]) -> None:
         for index in indexes:
             if abort.is_set() or stop_requested():
                 return
-            if index in already:
-                if index in started and changes[index].writes_target:
-                    journal.step(index, "written")
-                journal.step(index, "already")
-                report.done(index, "already")
-            else:
-                execute(index, changes[index], managers, fingerprint, journal,
-                        held.take(index) if held is not None else None, resumed=index in started)
-                report.done(index, "done")
+            try:
+                if index in already:
+                    if index in started and changes[index].writes_target:
+                        journal.step(index, "written")
+                    journal.step(index, "already")
+                    status = "already"
+                else:
+                    execute(index, changes[index], managers, fingerprint, journal,
+                            held.take(index) if held is not None else None, resumed=index in started)
+                    status = "done"
+            except BaseException as error:
+                if failed is not None:
+                    failed[index] = error
+                raise
+            done(index, status)
 
-    try:
-        failure = run_pulling(lambda _, group: run_group(group), _by_secret(changes), managers.workers, abort)
-    except BaseException as interrupt:  # noqa: BLE001 - a second Ctrl-C: no more work was taken
-        failure = interrupt
+    return run_pulling(lambda _, group: run_group(group), groups, managers.workers, abort)
+
+
+def finish_run(changes, report: InOrder, journal: Journal, failure: BaseException | None) -> list[Outcome]:
+    """Report what is left, record in the journal how the run ended, and raise its failure
+    (Interrupted when it stopped early without one)."""
     outcomes = report.finish()
     if failure is None and len(outcomes) < len(changes):
         failure = Interrupted(len(outcomes), len(changes))
@@ -124,7 +155,7 @@ def run_actions(changes, already: set[int], managers: Managers, fingerprint, jou
     return outcomes
 
 
-def _by_secret(changes) -> list[list[int]]:
+def by_secret(changes) -> list[list[int]]:
     """Action indexes grouped by secret (in plan order): one secret's actions never overlap."""
     groups: dict[SecretId, list[int]] = {}
     for index, action in enumerate(changes):
@@ -132,7 +163,7 @@ def _by_secret(changes) -> list[list[int]]:
     return list(groups.values())
 
 
-class _InOrder:
+class InOrder:
     """Collects outcomes from many threads and reports them in plan order."""
 
     def __init__(self, changes, progress: Callable[[Outcome], None]):
@@ -165,8 +196,18 @@ def check_current(changes, managers: Managers, fingerprint: Fingerprint,
     are actions an interrupted run left writing earlier versions (`history: all`): their
     target may hold any of those. What it read is offered to `held` for the actions to use.
     """
-    found = parallel_map(lambda item: _found(*item, managers, fingerprint, held), enumerate(changes),
-                         managers.workers)
+    return classify(changes, gather(changes, range(len(changes)), managers, fingerprint, held), partial)
+
+
+def gather(changes, indexes, managers: Managers, fingerprint: Fingerprint, held: HeldValues | None) -> list[Found]:
+    """What the managers hold now for the actions at `indexes` (fingerprints), read
+    concurrently; the values are offered to `held`."""
+    return parallel_map(lambda index: _found(index, changes[index], managers, fingerprint, held), indexes,
+                        managers.workers)
+
+
+def classify(changes, found: list[Found], partial: frozenset[int] = frozenset()) -> set[int]:
+    """check_current's verdict on what `gather` found for every action."""
     stale, done, refused = [], set(), []
     for index, (action, state) in enumerate(zip(changes, found)):
         if _is_done(action, state):
@@ -186,7 +227,7 @@ def check_current(changes, managers: Managers, fingerprint: Fingerprint,
 
 
 def _found(index: int, action: Action, managers: Managers, fingerprint: Fingerprint,
-           held: HeldValues | None) -> _Found:
+           held: HeldValues | None) -> Found:
     source = managers.read(action.source, action.id) if action.source else None
     version = None
     if held is not None and action.writes_target:
@@ -197,11 +238,11 @@ def _found(index: int, action: Action, managers: Managers, fingerprint: Fingerpr
         held.offer(index, Held(None if action.delete_source else source, target, version))
     refused = managers[action.target].value_problem(action.id, source) \
         if source is not None and action.writes_target else None
-    return _Found(source=None if source is None else fingerprint(source.data),
+    return Found(source=None if source is None else fingerprint(source.data),
                   target=None if target is None else fingerprint(target.data), refused=refused)
 
 
-def _is_pending(action: Action, found: _Found) -> bool:
+def _is_pending(action: Action, found: Found) -> bool:
     """The managers still hold what the plan saw (or an interrupted run's partial write)."""
     if found.source != action.source_fingerprint:
         return False
@@ -211,7 +252,7 @@ def _is_pending(action: Action, found: _Found) -> bool:
     return action.writes_target and action.delete_source and found.target == action.source_fingerprint
 
 
-def _is_done(action: Action, found: _Found) -> bool:
+def _is_done(action: Action, found: Found) -> bool:
     if found.target != action.source_fingerprint:
         return False
     if action.delete_source:
@@ -219,7 +260,7 @@ def _is_done(action: Action, found: _Found) -> bool:
     return found.source == action.source_fingerprint
 
 
-def _describe_drift(action: Action, found: _Found) -> str:
+def _describe_drift(action: Action, found: Found) -> str:
     if found.source != action.source_fingerprint:
         what = "is gone from" if found.source is None else "changed in"
         return f"{action.id} {what} manager {action.source!r}"

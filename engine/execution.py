@@ -8,6 +8,7 @@ apply whose journal is unfinished (killed, interrupted, failed) is resumed by th
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from engine import __version__, history, rewrite
+from engine import __version__, history, rewrite, workers
 from engine.applier import Outcome, apply_plan, check_current, preflight, run_actions
 from engine.errors import PlanError, StalePlan, UsageError
 from engine.journal import Journal, JournalState, changed_anything, journal_key, journals, latest, read_journal
@@ -63,9 +64,10 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
             console.err("Apply cancelled; nothing was changed.")
             return EXIT_ERROR
         started: list[Journal] = []
+        processes = workers.processes_for(to_apply)
 
         def start_journal() -> Journal:
-            started.append(_new_journal(ws, to_apply))
+            started.append(_new_journal(ws, to_apply, processes))
             return started[0]
 
         def journal_path() -> Path | None:
@@ -73,7 +75,8 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
 
         with _recorded(ws, "apply", console, journal_path, to_apply), _tracked(ws, to_apply, journal_path, console), \
                 _stop_on_interrupt(console) as stop_requested:
-            outcomes = apply_plan(
+            run = functools.partial(workers.apply_plan, processes=processes) if processes > 1 else apply_plan
+            outcomes = run(
                 to_apply, ws.backends(), ws.fingerprint,
                 start_journal=start_journal,
                 progress=_reporter(to_apply.changes, console),
@@ -195,9 +198,12 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _new_journal(ws: Workspace, plan: Plan) -> Journal:
+def _new_journal(ws: Workspace, plan: Plan, processes: int = 1) -> Journal:
+    """The journal of a new apply; its begin record says who runs it, and in how many
+    worker processes (1: in the apply's own)."""
     apply_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:6]
-    return Journal.create(ws.journal_dir, apply_id, journal_key(ws.fingerprint_key), plan, _about())
+    return Journal.create(ws.journal_dir, apply_id, journal_key(ws.fingerprint_key), plan,
+                          {**_about(), "processes": processes})
 
 
 def _recorded(ws: Workspace, kind: str, console, journal_path: Callable[[], Path | None], plan: Plan):

@@ -84,7 +84,7 @@ class Journal:
     def __init__(self, path: Path, apply_id: str, key: bytes):
         self.path = path
         self.apply_id = apply_id
-        self._key = key
+        self.key = key  # seals the values kept before a change
         self._cond = threading.Condition()
         self._written = self._synced = 0  # sequence numbers of records in the file / on disk
         self._flushing = False
@@ -177,7 +177,7 @@ class Journal:
         Steps that announce a change (see BEFORE_A_CHANGE) are durable on return."""
         record: dict[str, Any] = {"event": "step", "index": index, "step": step}
         if keep is not None:
-            sealed = crypto.seal(self._key, keep.data, self._bound(index, step))
+            sealed = crypto.seal(self.key, keep.data, self._bound(index, step))
             record["sealed"] = base64.b64encode(sealed).decode("ascii")
         self.write(record, sync=step in BEFORE_A_CHANGE or keep is not None)
 
@@ -189,7 +189,7 @@ class Journal:
     def unseal(self, index: int, step: str, sealed: str) -> SecretValue:
         """The value kept at `step` of action `index`."""
         try:
-            return SecretValue(crypto.unseal(self._key, base64.b64decode(sealed), self._bound(index, step)))
+            return SecretValue(crypto.unseal(self.key, base64.b64decode(sealed), self._bound(index, step)))
         except (crypto.WrongKey, ValueError):
             raise JournalError(
                 f"{self.path}: the value kept for action {index} ({step}) cannot be decrypted "

@@ -30,6 +30,20 @@ from engine.errors import SecretShiftError
 
 LOCK_FILE = "apply.lock"
 
+# The lock descriptors this process holds. A forked worker (workers.py) closes its copies
+# at once: the lock is then released the moment the apply's own process ends, even when
+# a worker takes a few more milliseconds to die.
+_HELD: set[int] = set()
+
+
+def _forget_in_child() -> None:
+    for fd in _HELD:
+        os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
 
 class LockHeld(SecretShiftError):
     """Another apply holds the lock."""
@@ -68,10 +82,12 @@ class ApplyLock:
             os.close(fd)
             raise
         self._fd = fd
+        _HELD.add(fd)
         return self
 
     def __exit__(self, *exc) -> None:
         if self._fd is not None:
+            _HELD.discard(self._fd)
             os.ftruncate(self._fd, 0)  # an empty file: nobody holds it
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)

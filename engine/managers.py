@@ -29,6 +29,13 @@ class Managers:
         self.backends = dict(backends)
         self._slots = {m: threading.BoundedSemaphore(b.parallelism) for m, b in self.backends.items()}
 
+    def after_fork(self, processes: int) -> None:
+        """In a worker process just forked, one of `processes` sharing the managers: each
+        backend keeps to its share of its parallelism, with connections of its own."""
+        for backend in self.backends.values():
+            backend.after_fork(processes)
+        self._slots = {m: threading.BoundedSemaphore(b.parallelism) for m, b in self.backends.items()}
+
     def __getitem__(self, manager: str) -> Backend:
         return self.backends[manager]
 

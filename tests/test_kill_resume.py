@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from engine import workers
 from engine.model import Kind, SecretId, SecretValue
 from engine.workspace import Workspace
 
@@ -69,7 +70,14 @@ def run_apply(config: Path, kill_after_records: int | None) -> None:
     process.communicate(timeout=30)
 
 
-def test_sigkill_at_many_points_then_rerun_loses_nothing_and_finishes(tmp_path, slow_vault, monkeypatch):
+@pytest.fixture(params=["1", "2"], ids=["one process", "two worker processes"])
+def processes(request, monkeypatch):
+    """Both ways apply runs: in its own process, and split over forked workers (workers.py)."""
+    monkeypatch.setenv(workers.PROCESSES_ENV, request.param)
+    return int(request.param)
+
+
+def test_sigkill_at_many_points_then_rerun_loses_nothing_and_finishes(tmp_path, slow_vault, monkeypatch, processes):
     monkeypatch.setenv("VAULT_TOKEN", "root")
     expected = values()
     (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
@@ -77,7 +85,7 @@ def test_sigkill_at_many_points_then_rerun_loses_nothing_and_finishes(tmp_path, 
     config.write_text(f"""version: 1
 managers:
   harness: {{type: builtin, path: harness.db, key: {{file: master.key}}}}
-  corp_vault: {{type: vault, address: "{slow_vault.url}", token: {{env: VAULT_TOKEN}}, base_path: kill}}
+  corp_vault: {{type: vault, address: "{slow_vault.url}", token: {{env: VAULT_TOKEN}}, base_path: kill{processes}}}
 migrations:
   - {{from: harness, to: corp_vault, mode: move}}
 """)
@@ -101,7 +109,7 @@ migrations:
     assert replan.returncode == 0, replan.stdout + replan.stderr
 
 
-def test_ctrl_c_stops_after_the_current_step_and_a_rerun_finishes(tmp_path, slow_vault, monkeypatch):
+def test_ctrl_c_stops_after_the_current_step_and_a_rerun_finishes(tmp_path, slow_vault, monkeypatch, processes):
     monkeypatch.setenv("VAULT_TOKEN", "root")
     expected = values()
     (tmp_path / "master.key").write_text(base64.b64encode(os.urandom(32)).decode())
@@ -109,7 +117,7 @@ def test_ctrl_c_stops_after_the_current_step_and_a_rerun_finishes(tmp_path, slow
     config.write_text(f"""version: 1
 managers:
   harness: {{type: builtin, path: harness.db, key: {{file: master.key}}}}
-  corp_vault: {{type: vault, address: "{slow_vault.url}", token: {{env: VAULT_TOKEN}}, base_path: sigint,
+  corp_vault: {{type: vault, address: "{slow_vault.url}", token: {{env: VAULT_TOKEN}}, base_path: sigint{processes},
                parallelism: 2}}
 migrations:
   - {{from: harness, to: corp_vault, mode: move}}

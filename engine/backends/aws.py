@@ -136,7 +136,8 @@ class AwsSecretsManagerBackend(Backend):
                         connect_timeout=connect_timeout, read_timeout=read_timeout,
                         max_pool_connections=max(1, int(parallelism)),
                         user_agent_extra="secretshift")
-        self._client = _make_client(manager_id, region, profile, endpoint_url, config)
+        self._client_settings = (manager_id, region, profile, endpoint_url, config)
+        self._client = _make_client(*self._client_settings)
         self.endpoint = self._client.meta.endpoint_url
         self.region = self._client.meta.region_name
         checked_url(manager_id, "endpoint_url", self.endpoint)
@@ -437,6 +438,12 @@ class AwsSecretsManagerBackend(Backend):
     def close(self) -> None:
         """Close the client's connection pool."""
         self._client.close()
+
+    def after_fork(self, processes: int) -> None:
+        """A client of this process's own: botocore's pool holds the parent's connections."""
+        super().after_fork(processes)
+        self._orphans = self._client  # never used again, never closed here: the parent's
+        self._client = _make_client(*self._client_settings)
 
     # ----------------------------------------------------------------- steps of write
 

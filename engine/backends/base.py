@@ -206,6 +206,12 @@ class Backend(abc.ABC):
     def close(self) -> None:
         """Release connections and files."""
 
+    def after_fork(self, processes: int) -> None:
+        """In a worker process just forked (one of `processes` sharing this manager):
+        never touch a connection inherited from the parent, which the parent owns (new
+        ones open when needed), and keep to this process's part of `parallelism`."""
+        self.parallelism = -(-self.parallelism // max(1, processes))
+
     def _refuse_if_read_only(self, secret: SecretId, operation: str) -> None:
         if self.read_only:
             raise ReadOnlyManager(

@@ -259,6 +259,16 @@ class BuiltinBackend(Backend):
         if self.path.exists():
             self._connection(create=False)
 
+    def after_fork(self, processes: int) -> None:
+        """SQLite connections must not cross a fork, not even to be closed (closing one
+        may checkpoint the WAL under the parent's feet): they are kept, unused, for the
+        life of the child, which ends with os._exit; new ones open lazily."""
+        super().after_fork(processes)
+        self._lock = threading.Lock()
+        self._orphans = self._connections
+        self._connections = []
+        self._generation += 1
+
     def close(self) -> None:
         """Close every connection this backend opened; later calls reopen lazily."""
         with self._lock:

@@ -212,6 +212,15 @@ class PooledSession(requests.Session):
             self._proxied = bool(self.proxies and select_proxy(self.origin + "/", self.proxies))
         return self._proxied
 
+    def after_fork(self) -> None:
+        """In a forked child: the pooled connections are the parent's (a TLS connection
+        used by two processes is garbled); forget them, unclosed, and open new ones.
+        requests' own pools (the ordinary path) are replaced for the same reason."""
+        self._lock = threading.Lock()
+        self._idle = []
+        for prefix in list(self.adapters):
+            self.mount(prefix, requests.adapters.HTTPAdapter())
+
     def close(self) -> None:
         """Close every connection."""
         super().close()

@@ -430,6 +430,11 @@ class VaultBackend(Backend):
         """Close the HTTP connection pool."""
         self._client.adapter.close()
 
+    def after_fork(self, processes: int) -> None:
+        super().after_fork(processes)
+        self.limit = AdaptiveLimit(self.parallelism)
+        self._client.session.after_fork()
+
     # ----------------------------------------------------------------- mount detection
 
     def layout(self) -> MountLayout:

@@ -489,3 +489,17 @@ def test_refusals_never_show_the_value(aws):
         assert secret.name in str(caught.value)
         assert all(CANARY not in text for text in rendered)
     assert CANARY not in repr(aws)
+
+
+def test_after_a_fork_the_backend_has_a_client_of_its_own_and_leaves_the_parents_open(make):
+    """A worker process (workers.py) must not share botocore's connection pool with the
+    process it was forked from, nor close it."""
+    aws = make(parallelism=10)
+    secret = SecretId(Kind.TEXT, "forked")
+    aws.write(secret, SecretValue.from_text("v"))
+    inherited = aws._client
+    aws.after_fork(4)
+    assert aws.parallelism == 3
+    assert aws._client is not inherited
+    assert aws.read(secret) == SecretValue.from_text("v")
+    assert inherited.list_secrets()["SecretList"] is not None  # the parent's client still works

@@ -415,6 +415,21 @@ def test_each_threads_connection_has_a_small_page_cache(open_store) -> None:
     assert CACHE_KIB <= 512
 
 
+def test_after_a_fork_the_store_opens_connections_of_its_own_and_never_touches_the_parents(open_store) -> None:
+    """A worker process (workers.py) must neither use nor close an SQLite connection it
+    inherited (closing one can checkpoint the WAL under the parent's feet)."""
+    backend = open_store()
+    secret = SecretId(Kind.TEXT, "t")
+    backend.write(secret, SecretValue(b"before the fork"))
+    inherited = list(backend._connections)
+    assert inherited
+    backend.after_fork(2)
+    backend.write(secret, SecretValue(b"after the fork"))
+    assert backend.read(secret) == SecretValue(b"after the fork")
+    assert backend._connections and not set(map(id, backend._connections)) & set(map(id, inherited))
+    assert all(conn.execute("SELECT 1").fetchone() == (1,) for conn in inherited)  # still open
+
+
 def test_two_processes_write_one_store(open_store, store_path: Path, key: SecretValue) -> None:
     """Another process writing at the same time loses nothing and corrupts nothing."""
     backend = open_store()

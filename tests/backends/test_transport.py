@@ -253,3 +253,18 @@ def test_a_port_nobody_listens_on_cannot_be_connected_to():
         session.request("GET", f"http://127.0.0.1:{port}/v1/sys/health", timeout=5)
     with pytest.raises(requests.exceptions.ConnectionError):  # what requests callers catch
         session.request("GET", f"http://127.0.0.1:{port}/v1/sys/health", timeout=5)
+
+
+def test_after_a_fork_the_backend_opens_connections_of_its_own_and_leaves_the_parents_alone(server):
+    """A worker process (workers.py) must not talk over, nor close, the connections it
+    inherited: the parent's process owns them."""
+    vault = backend(server, parallelism=8)
+    secret = SecretId(Kind.TEXT, "db")
+    vault.write(secret, SecretValue.from_text("pw"))
+    inherited = list(vault._client.session._idle)
+    assert len(inherited) == 1 and len(server._httpd.connections) == 1
+    vault.after_fork(3)
+    assert vault.parallelism == 3  # its share of 8, rounded up
+    assert vault.read(secret) == SecretValue.from_text("pw")
+    assert len(server._httpd.connections) == 2
+    assert inherited[0].sock is not None  # not closed: the parent may still be using it
