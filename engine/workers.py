@@ -102,9 +102,11 @@ def apply_plan(plan: Plan, backends: Mapping[str, Backend], fingerprint, start_j
             return all_already(changes, progress)
         preflight(changes, backends)
         journal = start_journal()
+        report = InOrder(changes, progress)
+        if stop_requested():  # Ctrl-C during the checks: no action is taken, as in one process
+            return finish_run(changes, report, journal, None)
         for worker in workers:
             worker.go(journal, already & set(worker.indexes))
-        report = InOrder(changes, progress)
         return finish_run(changes, report, journal, _follow(workers, report, stop_requested))
     finally:
         for worker in workers:
@@ -263,7 +265,8 @@ def _work(conn: Connection, parent: int, shard: list[list[int]], changes, manage
     if failure is None:
         send(("end", None))
     else:
-        send(("end", (min(failed, default=0), _portable(failure))))
+        index = min((i for i, error in failed.items() if error is failure), default=0)
+        send(("end", (index, _portable(failure))))
 
 
 def _die_with(parent: int) -> None:

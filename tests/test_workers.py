@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -193,3 +195,30 @@ def test_an_error_crosses_from_a_worker_with_its_class_message_and_attributes():
 
     fallback = workers._rebuilt(workers._portable(Local("no such thing")))
     assert type(fallback) is SecretShiftError and str(fallback) == "Local: no such thing"
+
+
+def test_ctrl_c_during_the_staleness_check_takes_no_action(tmp_path, server):
+    """The workers read the current state before any journal exists; Ctrl-C then must
+    stop the apply before its first write, as it does in one process."""
+    config, expected = project(tmp_path, server, "early_stop")
+    journal_folder = config.parent / ".secretshift" / "journal" / config.name
+    assert secretshift(config, "plan", "--out", str(tmp_path / "plan.json")).returncode == 0
+    server.latency = 0.05
+    try:
+        start = server.request_count
+        process = subprocess.Popen([str(SECRETSHIFT), "-c", str(config), "apply", str(tmp_path / "plan.json")],
+                                   env={**os.environ, workers.PROCESSES_ENV: "2"}, stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 30
+        while server.request_count < start + 8:  # the checks are under way: 2 x 40 reads
+            assert time.monotonic() < deadline and process.poll() is None, "apply made no progress"
+            time.sleep(0.002)
+        assert not journals(journal_folder), "the checks were over before the test could interrupt them"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        server.latency = 0.0
+    assert process.returncode == 1, err
+    assert "interrupted after 0 of 40 actions" in err
+    assert holdings(config, "corp_vault") == {}
+    assert holdings(config, "harness") == expected
