@@ -210,6 +210,7 @@ def fsync_folder(folder: Path) -> None:
 
 
 PLAN_RECORD_START = '{"event":"plan","plan":'
+RECORD_START = b'{"event":'
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -312,10 +313,28 @@ def _records(path: Path, parse_plan: bool = False) -> Iterator[dict[str, Any]]:
             except (json.JSONDecodeError, UnicodeDecodeError):
                 if not line.endswith(b"\n"):  # an unterminated last line, torn by a crash: that step never happened
                     return
-                raise JournalError(f"{path}:{number}: the journal is damaged (not a JSON record)") from None
+                record = _after_torn(line)
+                if record is None:
+                    raise JournalError(f"{path}:{number}: the journal is damaged (not a JSON record)") from None
             if not isinstance(record, dict):
                 raise JournalError(f"{path}:{number}: the journal is damaged (not a JSON object)")
             yield record
+
+
+def _after_torn(line: bytes) -> dict[str, Any] | None:
+    """The record that ends `line` when what comes before it is a torn record: a worker
+    process (workers.py) killed in the middle of writing one, after which its siblings
+    went on appending. The torn step never happened (its change waits for the whole
+    record on disk). Every record starts with `{"event":`, which no record holds inside
+    (values are sealed and base64), so the last one in the line starts there."""
+    start = line.rfind(RECORD_START)
+    if start <= 0:
+        return None
+    try:
+        record = json.loads(line[start:])
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def journals(folder: Path) -> list[Path]:

@@ -249,6 +249,38 @@ def test_a_torn_last_journal_line_is_ignored(project):
     assert project.holdings("corp_vault") == VALUES
 
 
+def test_a_record_torn_by_a_killed_worker_in_the_middle_of_the_journal_is_skipped(tmp_path):
+    """Worker processes (workers.py) append to one journal: one killed in the middle of a
+    large record leaves it torn, and its siblings' records follow on the same line. The
+    torn step never happened; every record around it counts."""
+    from engine.journal import Journal, JournalError
+    from engine.plan import Action, Plan
+
+    actions = tuple(Action("copy", SecretId(Kind.TEXT, f"s{i}"), "a", "b", f"b/s{i}", "hmac-sha256:" + "0" * 64)
+                    for i in range(2))
+    journal = Journal.create(tmp_path, "torn", os.urandom(32), Plan(actions=actions), {})
+    journal.step(0, "started")
+    journal.step(0, "target_previous", keep=SecretValue(os.urandom(3000)))
+    killed = Journal(journal.path, "torn", journal.key)
+    killed.step(1, "started")
+    killed.step(1, "target_previous", keep=SecretValue(os.urandom(3000)))
+    whole = journal.path.read_bytes()
+    journal.path.write_bytes(whole[:-2000])  # the worker dies in the middle of its last record
+    journal.step(0, "written")
+    journal.end("failed")
+    state = read_journal(journal.path)
+    assert state.actions[0].steps == ["started", "target_previous", "written"]
+    assert state.actions[1].steps == ["started"]
+    assert state.status == "failed"
+    assert journal.unseal(0, "target_previous", state.actions[0].sealed["target_previous"])
+
+    lines = journal.path.read_bytes().split(b"\n")
+    lines[3] = b'{"event":"step","index":0,"step":"wri'  # damage that is no torn append
+    journal.path.write_bytes(b"\n".join(lines))
+    with pytest.raises(JournalError, match=":4: the journal is damaged"):
+        read_journal(journal.path)
+
+
 def test_applying_a_saved_plan_twice_reports_the_second_run_as_already_done(project):
     plan_file = project.root / "plan.json"
     commands.plan(project.config, "json", str(plan_file))
