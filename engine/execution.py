@@ -58,13 +58,13 @@ def apply(ws_factory: Callable[[], Workspace], plan_file: str | None, auto_appro
                 return EXIT_ERROR
             return EXIT_OK
         rewrites = rewrite.prepare_and_show(ws, to_apply, console) if rewrite_references else []
+        processes = workers.processes_for(to_apply)
         if not plan_file and not auto_approve and not console.ask(
             f"Apply these {_count(len(to_apply.changes), 'change')}? Only 'yes' will be accepted: "
         ):
             console.err("Apply cancelled; nothing was changed.")
             return EXIT_ERROR
         started: list[Journal] = []
-        processes = workers.processes_for(to_apply)
 
         def start_journal() -> Journal:
             started.append(_new_journal(ws, to_apply, processes))

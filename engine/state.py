@@ -238,10 +238,14 @@ def recorded_apply(file: Path, config_name: str, key_id: str, plan: Plan,
 
     The journal at `journal_path()` says which actions were verified; a run that needed no
     journal (every action found carried out already) placed all of `plan`'s changes. A state that
-    cannot be recorded is a warning: it never hides the run's own error."""
-    failed = False
+    cannot be recorded is a warning: it never hides the run's own error. A run stopped at
+    once (Ctrl-C twice) lists no manager: the earlier listings stay."""
+    failed = stopped = False
     try:
         yield
+    except KeyboardInterrupt:
+        failed = stopped = True
+        raise
     except BaseException:
         failed = True
         raise
@@ -255,7 +259,7 @@ def recorded_apply(file: Path, config_name: str, key_id: str, plan: Plan,
                 placed = [journal.plan.changes[i] for i, record in sorted(journal.actions.items())
                           if {"verified", "already"} & set(record.steps)]
             if placed:
-                listings = _listings(sorted({a.target for a in placed}), list_ids, warn)
+                listings = {} if stopped else _listings(sorted({a.target for a in placed}), list_ids, warn)
                 now = datetime.now(UTC).isoformat(timespec="seconds")
                 new = after_apply(read_state(file), plan, placed, apply_id, now, listings, key_id)
                 write_state(file, new, config_name)

@@ -11,8 +11,9 @@ runs the preflight, starts the journal and only then says "go". The workers appe
 steps to that journal (one O_APPEND file; an action's records all come from the worker
 running it) and report each finished action; the parent prints progress in plan order,
 and writes how the run ended. Ctrl-C reaches the parent, which tells the workers to stop
-after their current step; a worker dies with its parent (PR_SET_PDEATHSIG), so killing
-the apply leaves no writer behind, and resume finds the journal as after any crash.
+after their current step (twice: kills them, as a kill of the apply would); a worker dies
+with its parent (PR_SET_PDEATHSIG), so killing the apply leaves no writer behind, and
+resume finds the journal as after any crash.
 
 Only where fork is safe: Linux, and no other thread running in the parent.
 """
@@ -25,6 +26,7 @@ import gc
 import os
 import pickle
 import random
+import re
 import signal
 import sys
 import threading
@@ -64,7 +66,7 @@ def processes_for(plan: Plan) -> int:
     secrets = len({action.id for action in plan.changes})
     setting = os.environ.get(PROCESSES_ENV, "").strip()
     if setting:
-        if not setting.isdigit() or int(setting) < 1:
+        if not re.fullmatch(r"[0-9]+", setting) or int(setting) < 1:
             raise SecretShiftError(f"{PROCESSES_ENV} must be a whole number of processes (1 or more), "
                                    f"not {setting!r}")
         wanted = int(setting)
@@ -116,21 +118,22 @@ def apply_plan(plan: Plan, backends: Mapping[str, Backend], fingerprint, start_j
 
 def _follow(workers: list[_Worker], report: InOrder, stop_requested: Callable[[], bool]) -> BaseException | None:
     """Report the workers' actions until every worker ended; tell them all to stop on
-    Ctrl-C or on the first failure. Returns the failure of the earliest action."""
+    Ctrl-C or on the first failure (kill them on a second Ctrl-C). Returns the failure
+    of the earliest action, or the second Ctrl-C's KeyboardInterrupt."""
     failures: dict[int, BaseException] = {}
-    interrupted: BaseException | None = None
     stopping = False
     running = {worker.conn: worker for worker in workers}
     while running:
-        if not stopping and (failures or interrupted or stop_requested()):
+        if not stopping and (failures or stop_requested()):
             stopping = True
             for worker in running.values():
                 worker.send(("stop",))
         try:
             ready = wait(list(running), timeout=0.2)
-        except KeyboardInterrupt as interrupt:  # Ctrl-C twice: stop, still waiting for the steps running
-            interrupted = interrupt
-            continue
+        except KeyboardInterrupt as interrupt:  # Ctrl-C twice: stop at once, as after a kill
+            for worker in running.values():
+                worker.kill()
+            return interrupt
         for conn in ready:
             worker = running[conn]
             try:
@@ -146,9 +149,7 @@ def _follow(workers: list[_Worker], report: InOrder, stop_requested: Callable[[]
                 if message[1] is not None:
                     index, error = message[1]
                     failures[index] = _rebuilt(error)
-    if failures:
-        return failures[min(failures)]
-    return interrupted
+    return failures[min(failures)] if failures else None
 
 
 @dataclass
@@ -203,8 +204,16 @@ class _Worker:
         return message[1]
 
     def lost(self) -> SecretShiftError:
+        if not self.writing:
+            return SecretShiftError(f"worker process {self.pid} of this apply ended unexpectedly while it read "
+                                    f"the current state; nothing was written and no journal was started")
         return SecretShiftError(f"worker process {self.pid} of this apply ended unexpectedly; "
                                 f"the journal is complete: run apply again to finish, or rollback to undo")
+
+    def kill(self) -> None:
+        """Stop it at once; the journal says how far it got, as after any kill."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
 
     def end(self) -> None:
         """Close the pipe and reap it. One never told "go" has only read: it is killed
@@ -212,8 +221,7 @@ class _Worker:
         is waited for, as it finishes the steps it has running and stops."""
         self.conn.close()
         if not self.writing:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGKILL)
+            self.kill()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
 

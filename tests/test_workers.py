@@ -222,3 +222,72 @@ def test_ctrl_c_during_the_staleness_check_takes_no_action(tmp_path, server):
     assert "interrupted after 0 of 40 actions" in err
     assert holdings(config, "corp_vault") == {}
     assert holdings(config, "harness") == expected
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def start_slow_apply(config: Path, server: VaultServer, plan: Path, after_requests: int) -> subprocess.Popen:
+    """Start `apply PLAN` in two workers and return once the server has answered that
+    many more requests (the workers are reading)."""
+    start = server.request_count
+    process = subprocess.Popen([str(SECRETSHIFT), "-c", str(config), "apply", str(plan)],
+                               env={**os.environ, workers.PROCESSES_ENV: "2"}, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while server.request_count < start + after_requests:
+        assert time.monotonic() < deadline and process.poll() is None, "apply made no progress"
+        time.sleep(0.002)
+    return process
+
+
+def test_a_worker_killed_while_reading_says_nothing_was_written_and_suggests_no_rollback(tmp_path, server):
+    config, expected = project(tmp_path, server, "killed_reading")
+    assert secretshift(config, "plan", "--out", str(tmp_path / "plan.json")).returncode == 0
+    server.latency = 0.05
+    try:
+        process = start_slow_apply(config, server, tmp_path / "plan.json", 8)
+        workers_running = children(process.pid)
+        assert len(workers_running) == 2
+        os.kill(workers_running[0], signal.SIGKILL)
+        out, err = process.communicate(timeout=60)
+    finally:
+        server.latency = 0.0
+    assert process.returncode == 1
+    assert "nothing was written and no journal was started" in err and "rollback" not in err, err
+    assert not journals(config.parent / ".secretshift" / "journal" / config.name)
+    assert holdings(config, "corp_vault") == {} and holdings(config, "harness") == expected
+    assert children(process.pid) == []
+
+
+def test_ctrl_c_twice_stops_at_once_even_while_a_request_hangs_and_a_rerun_finishes(tmp_path, server):
+    config, expected = project(tmp_path, server, "twice")
+    journal_folder = config.parent / ".secretshift" / "journal" / config.name
+    assert secretshift(config, "plan", "--out", str(tmp_path / "plan.json")).returncode == 0
+    server.latency = 0.02
+    try:
+        process = start_slow_apply(config, server, tmp_path / "plan.json", 2 * COUNT + 10)  # writing now
+        server.latency = 30  # every request from now on hangs
+        workers_running = children(process.pid)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    finally:
+        server.latency = 0.0
+    assert process.returncode == 130, err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers_running), "a worker outlived the apply"
+    assert latest(journal_folder).status == "interrupted"
+    rerun = secretshift(config, "apply", "--auto-approve")
+    assert rerun.returncode == 0, rerun.stderr
+    assert holdings(config, "corp_vault") == expected and holdings(config, "harness") == {}
