@@ -149,7 +149,7 @@ def test_a_plan_found_all_done_writes_nothing_and_starts_no_journal(tmp_path, se
 
 def test_processes_setting_must_be_a_whole_number(monkeypatch):
     plan = Plan(actions=())
-    for bad in ("0", "two", "-1", "1.5"):
+    for bad in ("0", "two", "-1", "1.5", "\u00b2"):  # a superscript two is a digit to str.isdigit
         monkeypatch.setenv(workers.PROCESSES_ENV, bad)
         with pytest.raises(SecretShiftError, match=workers.PROCESSES_ENV):
             workers.processes_for(plan)
