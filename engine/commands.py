@@ -144,7 +144,8 @@ def put(config_path, manager: str, name: str, kind: str, data: bytes) -> str:
             raise UsageError(f"cannot store {secret} in manager {manager!r}: {problem}")
         backend.check_access([secret], [])
         backend.write(secret, SecretValue(data))
-        return f"Stored {secret} ({len(data)} bytes) in manager {manager!r} at {backend.location(secret)}"
+        size = "1 byte" if len(data) == 1 else f"{len(data)} bytes"
+        return f"Stored {secret} ({size}) in manager {manager!r} at {backend.location(secret)}"
 
 
 def get(config_path, manager: str, name: str, kind: str) -> bytes:

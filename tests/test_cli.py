@@ -277,7 +277,10 @@ def test_put_and_get_round_trip_raw_bytes_from_stdin_and_file(project, tmp_path)
     source.write_bytes(b"\x00\xff line\r\n")
     stored = project.run("put", SOURCE, "fresh.file", "--kind", "file", "--from-file", str(source))
     assert stored.code == 0, stored
-    assert "fresh.file" in stored.err
+    assert "fresh.file" in stored.err and "(9 bytes)" in stored.err
+    source.write_bytes(b"x")
+    one = project.run("put", SOURCE, "one.byte", "--kind", "file", "--from-file", str(source))
+    assert "(1 byte)" in one.err, one
     project.put("fresh-text", "é $X \\n\n".encode())
     assert project.source_values()[("file", "fresh.file")] == b"\x00\xff line\r\n"
     got = project.run("get", SOURCE, "fresh-text")
