@@ -19,7 +19,7 @@ from engine import references as refs_mod
 from engine.errors import BackendError, SecretShiftError, UsageError
 from engine.model import Kind, SecretId, SecretValue
 from engine.planfile import load_plan, save_plan
-from engine.planning import compute_plan, display_path, read_text, scan_reference_files, secret_of, state_file
+from engine.planning import compute_plan, display_path, read_recorded_state, read_text, scan_reference_files, secret_of
 from engine.render import RENDERERS
 from engine.workspace import DEFAULT_CONFIG, STATE_DIR, Workspace
 
@@ -74,15 +74,15 @@ def plan(config_path, fmt: str = "text", out_file: str | None = None,
             warn(f"warning: apply {unfinished.apply_id} did not finish ({unfinished.status}); `secretshift apply` "
                  f"resumes it and `secretshift rollback` undoes it; no other plan can be applied until then")
         result = compute_plan(ws, refresh_only=refresh_only, warn=warn, write_check=write_check)
-        untracked = refresh_only and not state_file(ws).exists()
+        untracked = refresh_only and not read_recorded_state(ws).secrets
         config_name = ws.config.path.name
     if out_file:
         save_plan(Path(out_file), result)
     if refresh_only:
         code = EXIT_CHANGES if detailed_exitcode and result.drift else EXIT_OK
         if untracked and fmt != "json":  # "No drift" would claim more than anyone checked
-            why = (f"no apply has recorded a state for {config_name} here (.secretshift/state/), "
-                   "so there is no drift to measure.")
+            why = (f"no secret placed by an apply of {config_name} is recorded here (.secretshift/state/; "
+                   "none was applied, or rollback undid it), so there is no drift to measure.")
             return (f"Nothing tracked yet: {why}\n" if fmt == "text" else
                     f"## secretshift drift report\n\n**Nothing tracked yet**: {why}\n"), code
         return RENDERERS[fmt](result, color=color), code

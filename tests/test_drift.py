@@ -145,11 +145,19 @@ def test_refresh_only_shows_drift_alone_and_exits_2_with_detailed_exitcode(proje
 def test_refresh_only_before_any_apply_says_nothing_is_tracked_rather_than_no_drift(project):
     state_path(project).unlink()
     text = project.run("plan", "--refresh-only", "--detailed-exitcode")
-    assert text.code == 0 and text.stdout.startswith("Nothing tracked yet: no apply has recorded a state"), text
+    assert text.code == 0 and text.stdout.startswith("Nothing tracked yet: no secret placed by an apply"), text
     markdown = project.run("plan", "--refresh-only", "--format", "markdown")
     assert markdown.stdout.startswith("## secretshift drift report\n\n**Nothing tracked yet**"), markdown
     code, report = drift_of(project, "--refresh-only")
     assert (code, report["drift"]) == (0, [])
+
+
+def test_refresh_only_after_the_only_apply_was_rolled_back_says_nothing_is_tracked(project):
+    assert project.run("rollback", "--auto-approve").code == 0
+    assert recorded(project) == {}
+    text = project.run("plan", "--refresh-only")
+    assert text.code == 0 and text.stdout.startswith("Nothing tracked yet:"), text
+    assert "rollback undid it" in text.stdout
 
 
 def test_refresh_reads_the_tracked_secrets_and_no_other(project):
