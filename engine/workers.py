@@ -123,32 +123,31 @@ def _follow(workers: list[_Worker], report: InOrder, stop_requested: Callable[[]
     failures: dict[int, BaseException] = {}
     stopping = False
     running = {worker.conn: worker for worker in workers}
-    while running:
-        if not stopping and (failures or stop_requested()):
-            stopping = True
-            for worker in running.values():
-                worker.send(("stop",))
-        try:
-            ready = wait(list(running), timeout=0.2)
-        except KeyboardInterrupt as interrupt:  # Ctrl-C twice: stop at once, as after a kill
-            for worker in running.values():
-                worker.kill()
-            return interrupt
-        for conn in ready:
-            worker = running[conn]
-            try:
-                message = conn.recv()
-            except (EOFError, OSError):
-                del running[conn]
-                failures.setdefault(sys.maxsize, worker.lost())  # after any action's own error
-                continue
-            if message[0] == "done":
-                report.done(message[1], message[2])
-            elif message[0] == "end":
-                del running[conn]
-                if message[1] is not None:
-                    index, error = message[1]
-                    failures[index] = _rebuilt(error)
+    try:
+        while running:
+            if not stopping and (failures or stop_requested()):
+                stopping = True
+                for worker in running.values():
+                    worker.send(("stop",))
+            for conn in wait(list(running), timeout=0.2):
+                worker = running[conn]
+                try:
+                    message = conn.recv()
+                except (EOFError, OSError):
+                    del running[conn]
+                    failures.setdefault(sys.maxsize, worker.lost())  # after any action's own error
+                    continue
+                if message[0] == "done":
+                    report.done(message[1], message[2])
+                elif message[0] == "end":
+                    del running[conn]
+                    if message[1] is not None:
+                        index, error = message[1]
+                        failures[index] = _rebuilt(error)
+    except KeyboardInterrupt as interrupt:  # Ctrl-C twice: stop at once, as after a kill
+        for worker in running.values():
+            worker.kill()
+        return interrupt
     return failures[min(failures)] if failures else None
 
 
