@@ -11,7 +11,7 @@ runs the preflight, starts the journal and only then says "go". The workers appe
 steps to that journal (one O_APPEND file; an action's records all come from the worker
 running it) and report each finished action; the parent prints progress in plan order,
 and writes how the run ended. Ctrl-C reaches the parent, which tells the workers to stop
-after their current step (twice: kills them, as a kill of the apply would); a worker dies
+after their current step (a third Ctrl-C kills them, as a kill of the apply would); a worker dies
 with its parent (PR_SET_PDEATHSIG), so killing the apply leaves no writer behind, and
 resume finds the journal as after any crash.
 
@@ -118,18 +118,28 @@ def apply_plan(plan: Plan, backends: Mapping[str, Backend], fingerprint, start_j
 
 def _follow(workers: list[_Worker], report: InOrder, stop_requested: Callable[[], bool]) -> BaseException | None:
     """Report the workers' actions until every worker ended; tell them all to stop on
-    Ctrl-C or on the first failure (kill them on a second Ctrl-C). Returns the failure
-    of the earliest action, or the second Ctrl-C's KeyboardInterrupt."""
+    Ctrl-C or on the first failure. Ctrl-C twice (KeyboardInterrupt) stops as in one
+    process: no step is started, the steps running finish and are journaled; a third
+    kills the workers, as a kill of the apply would. Returns the failure of the earliest
+    action, else the KeyboardInterrupt."""
     failures: dict[int, BaseException] = {}
+    interrupted: BaseException | None = None
     stopping = False
     running = {worker.conn: worker for worker in workers}
     try:
         while running:
-            if not stopping and (failures or stop_requested()):
+            if not stopping and (failures or interrupted or stop_requested()):
                 stopping = True
                 for worker in running.values():
                     worker.send(("stop",))
-            for conn in wait(list(running), timeout=0.2):
+            try:
+                ready = wait(list(running), timeout=0.2)
+            except KeyboardInterrupt as interrupt:
+                if interrupted is not None:
+                    raise
+                interrupted = interrupt
+                continue
+            for conn in ready:
                 worker = running[conn]
                 try:
                     message = conn.recv()
@@ -144,11 +154,11 @@ def _follow(workers: list[_Worker], report: InOrder, stop_requested: Callable[[]
                     if message[1] is not None:
                         index, error = message[1]
                         failures[index] = _rebuilt(error)
-    except KeyboardInterrupt as interrupt:  # Ctrl-C twice: stop at once, as after a kill
+    except KeyboardInterrupt as interrupt:  # the last Ctrl-C (or one amid a message): stop at once
         for worker in running.values():
             worker.kill()
         return interrupt
-    return failures[min(failures)] if failures else None
+    return failures[min(failures)] if failures else interrupted
 
 
 @dataclass

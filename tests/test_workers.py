@@ -270,8 +270,35 @@ def test_a_worker_killed_while_reading_says_nothing_was_written_and_suggests_no_
     assert children(process.pid) == []
 
 
-def test_ctrl_c_twice_stops_at_once_even_while_a_request_hangs_and_a_rerun_finishes(tmp_path, server):
+def test_ctrl_c_twice_lets_the_running_steps_finish_so_that_rollback_undoes_every_one(tmp_path, server):
+    """As in one process, a second Ctrl-C takes no new step but lets the steps running end
+    and be journaled: killing the workers there left copies that rollback did not know of."""
     config, expected = project(tmp_path, server, "twice")
+    journal_folder = config.parent / ".secretshift" / "journal" / config.name
+    assert secretshift(config, "plan", "--out", str(tmp_path / "plan.json")).returncode == 0
+    server.latency = 0.02
+    try:
+        process = start_slow_apply(config, server, tmp_path / "plan.json", 2 * COUNT + 10)  # writing now
+        server.latency = 0.5
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.1)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        server.latency = 0.0
+    assert process.returncode == 130, err
+    journal = latest(journal_folder)
+    assert journal.status == "interrupted"
+    unfinished = [i for i, record in journal.actions.items() if record.steps[-1] != "done"]
+    assert unfinished == [], "a step was cut off"
+    assert 0 < len(journal.actions) < COUNT
+    rolled = secretshift(config, "rollback", "--auto-approve")
+    assert rolled.returncode == 0, rolled.stderr
+    assert holdings(config, "corp_vault") == {} and holdings(config, "harness") == expected
+
+
+def test_ctrl_c_three_times_stops_at_once_even_while_a_request_hangs_and_a_rerun_finishes(tmp_path, server):
+    config, expected = project(tmp_path, server, "thrice")
     journal_folder = config.parent / ".secretshift" / "journal" / config.name
     assert secretshift(config, "plan", "--out", str(tmp_path / "plan.json")).returncode == 0
     server.latency = 0.02
@@ -279,9 +306,9 @@ def test_ctrl_c_twice_stops_at_once_even_while_a_request_hangs_and_a_rerun_finis
         process = start_slow_apply(config, server, tmp_path / "plan.json", 2 * COUNT + 10)  # writing now
         server.latency = 30  # every request from now on hangs
         workers_running = children(process.pid)
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.3)
-        process.send_signal(signal.SIGINT)
+        for _ in range(3):
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.3)
         out, err = process.communicate(timeout=20)
     finally:
         server.latency = 0.0
