@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import SecretShiftError
-from engine.journal import JournalState, iter_records, read_journal
+from engine.journal import JournalState, iter_records, read_journal, write_whole
 from engine.plan import Plan
 from engine.render.json import json_chunks
 
@@ -128,7 +128,7 @@ def append(file: Path, record: dict[str, Any]) -> None:
     line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
     fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
-        os.write(fd, line)
+        write_whole(fd, line)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -105,7 +106,7 @@ class Journal:
             fd = os.open(starting, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             try:
                 for piece in [begin, *_pieces([PLAN_RECORD_START, *json_chunks(plan, compact=True), "}\n"])]:
-                    os.write(fd, piece)
+                    write_whole(fd, piece)
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -127,7 +128,7 @@ class Journal:
             try:
                 if self._fd is None:
                     self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                os.write(self._fd, line)
+                write_whole(self._fd, line)
             except OSError as error:
                 self._failed = error
                 self._check_failed()
@@ -319,6 +320,14 @@ def _records(path: Path, parse_plan: bool = False) -> Iterator[dict[str, Any]]:
             if not isinstance(record, dict):
                 raise JournalError(f"{path}:{number}: the journal is damaged (not a JSON object)")
             yield record
+
+
+def write_whole(fd: int, data: bytes) -> None:
+    """os.write, failing when the kernel took only part of `data` (a full disk, a file
+    size limit): the record is then torn, and no step may follow as if it were on disk."""
+    written = os.write(fd, data)
+    if written != len(data):
+        raise OSError(errno.EIO, f"only {written} of {len(data)} bytes could be written (is the disk full?)")
 
 
 def _after_torn(line: bytes) -> dict[str, Any] | None:

@@ -464,3 +464,37 @@ def test_a_journal_of_an_earlier_release_with_the_plan_in_begin_is_still_read(tm
     state = read_journal(path)
     assert (state.apply_id, state.plan, state.actions[0].steps, state.status) == ("apply-0", plan, ["started"],
                                                                                  "running")
+
+
+SHORT_WRITE = """
+import os, resource, sys
+from pathlib import Path
+from engine.errors import SecretShiftError
+from engine.journal import Journal
+from engine.model import Kind, SecretId, SecretValue
+from engine.plan import Action, Plan
+
+folder = Path(sys.argv[1])
+action = Action("copy", SecretId(Kind.TEXT, "s"), "a", "b", "b/s", "hmac-sha256:" + "0" * 64)
+journal = Journal.create(folder, "short", os.urandom(32), Plan(actions=(action,)), {})
+journal.step(0, "started")
+resource.setrlimit(resource.RLIMIT_FSIZE, (journal.path.stat().st_size + 5000,) * 2)
+try:
+    journal.step(0, "target_previous", keep=SecretValue(os.urandom(100_000)))
+except SecretShiftError as error:
+    print("refused:", error)
+else:
+    print("taken")
+"""
+
+
+def test_a_record_the_disk_took_only_part_of_is_a_journal_error_and_no_step_follows(tmp_path):
+    """A full disk (here a file size limit) can take part of a record: os.write returns
+    less than asked. The record is torn, so the change it announces must not be made."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", SHORT_WRITE, str(tmp_path)], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert run.stdout.startswith("refused: cannot write the journal"), run.stdout + run.stderr
+    assert "is the disk full?" in run.stdout
