@@ -74,7 +74,7 @@ def plan(config_path, fmt: str = "text", out_file: str | None = None,
             warn(f"warning: apply {unfinished.apply_id} did not finish ({unfinished.status}); `secretshift apply` "
                  f"resumes it and `secretshift rollback` undoes it; no other plan can be applied until then")
         result = compute_plan(ws, refresh_only=refresh_only, warn=warn, write_check=write_check)
-        untracked = refresh_only and not read_recorded_state(ws).secrets
+        untracked = refresh_only and not result.drift and not read_recorded_state(ws).secrets
         config_name = ws.config.path.name
     if out_file:
         save_plan(Path(out_file), result)
@@ -82,7 +82,7 @@ def plan(config_path, fmt: str = "text", out_file: str | None = None,
         code = EXIT_CHANGES if detailed_exitcode and result.drift else EXIT_OK
         if untracked and fmt != "json":  # "No drift" would claim more than anyone checked
             why = (f"no secret placed by an apply of {config_name} is recorded here (.secretshift/state/; "
-                   "none was applied, or rollback undid it), so there is no drift to measure.")
+                   "none was applied, or rollback undid it), and nothing was added where one was.")
             return (f"Nothing tracked yet: {why}\n" if fmt == "text" else
                     f"## secretshift drift report\n\n**Nothing tracked yet**: {why}\n"), code
         return RENDERERS[fmt](result, color=color), code

@@ -158,6 +158,10 @@ def test_refresh_only_after_the_only_apply_was_rolled_back_says_nothing_is_track
     text = project.run("plan", "--refresh-only")
     assert text.code == 0 and text.stdout.startswith("Nothing tracked yet:"), text
     assert "rollback undid it" in text.stdout
+    kv(project).create_or_update_secret(path="harness/SECRET_TEXT/intruder", secret={"value": "x"},
+                                        mount_point=project.mount)
+    added = project.run("plan", "--refresh-only", "--detailed-exitcode")
+    assert added.code == 2 and "Nothing tracked" not in added.stdout and "intruder" in added.stdout, added
 
 
 def test_refresh_reads_the_tracked_secrets_and_no_other(project):
