@@ -44,10 +44,13 @@ def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
     changes = state.plan.changes
     undos, problems = [], []
     for index in sorted(state.actions, reverse=True):
-        record = state.actions[index]
-        if not {"written", "source_value", "history_started"} & set(record.steps):
+        record, action = state.actions[index], changes[index]
+        steps = set(record.steps)
+        written = "written" in steps or ("started" in steps and _unrecorded_write(action, record, backends,
+                                                                                  fingerprint))
+        if not (written or {"source_value", "history_started"} & steps):
             continue  # this action never changed anything
-        undo = _undo(index, changes[index], record, journal, backends, fingerprint, problems)
+        undo = _undo(index, action, record, written, journal, backends, fingerprint, problems)
         if undo is not None and undo.needed:
             undos.append(undo)
     if problems:
@@ -56,7 +59,20 @@ def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
     return undos
 
 
-def _undo(index, action, record, journal, backends, fingerprint, problems) -> Undo | None:
+def _unrecorded_write(action: Action, record, backends: Managers, fingerprint: Fingerprint) -> bool:
+    """Whether an action journaled as started, and no further, wrote its target all the
+    same: the apply was killed (or lost the answer) between the write and its record.
+    The target then holds the source's value, which it did not when planned. An
+    overwrite seals the earlier value in the journal before it writes: without that
+    record, it did not write."""
+    if not action.writes_target or action.target_fingerprint == action.source_fingerprint:
+        return False
+    if action.target_fingerprint is not None and "target_previous" not in record.sealed:
+        return False
+    return backends.fingerprint(action.target, action.id, fingerprint) == action.source_fingerprint
+
+
+def _undo(index, action, record, written, journal, backends, fingerprint, problems) -> Undo | None:
     source_fp = backends.fingerprint(action.source, action.id, fingerprint)
     target_fp = backends.fingerprint(action.target, action.id, fingerprint)
     previous = (journal.unseal(index, "target_previous", record.sealed["target_previous"])
@@ -73,7 +89,7 @@ def _undo(index, action, record, journal, backends, fingerprint, problems) -> Un
     # interrupted while writing earlier versions (history: all): the target holds one of them
     partial = "history_started" in record.steps and "written" not in record.steps
     ours = False
-    if "written" in record.steps or partial:
+    if written or partial:
         undone_fp = fingerprint(previous.data) if previous is not None else None
         ours = target_fp == action.source_fingerprint or (partial and target_fp != undone_fp)
         if ours:

@@ -498,3 +498,21 @@ def test_a_record_the_disk_took_only_part_of_is_a_journal_error_and_no_step_foll
                          timeout=60, check=True)
     assert run.stdout.startswith("refused: cannot write the journal"), run.stdout + run.stderr
     assert "is the disk full?" in run.stdout
+
+
+def test_rollback_undoes_a_write_that_reached_the_target_but_not_the_journal(project):
+    """An apply killed (or failed) between a write and its "written" record leaves the
+    action "started" only; the target says whether the write happened, and rollback
+    removes the copy rather than reporting nothing to undo."""
+    moved = SecretId(Kind.TEXT, "t03")
+    project.vault.add_fault(path_regex=r"SECRET_TEXT/t03$", method="POST", drop=True, handled=True, count=None)
+    with pytest.raises(SecretShiftError):
+        project.apply()
+    project.vault.clear_faults()
+    journal = latest(project.root / ".secretshift" / "journal" / "secretshift.yaml")
+    index = next(i for i, a in enumerate(journal.plan.changes) if a.id == moved)
+    assert "written" not in journal.actions[index].steps
+    assert project.holdings("corp_vault").get(moved) == VALUES[moved]  # Vault did take the write
+    assert project.rollback() == 0
+    assert project.holdings("corp_vault") == {}
+    assert project.holdings("harness") == VALUES
