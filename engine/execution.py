@@ -33,7 +33,7 @@ from engine.planning import compute_plan, read_recorded_state, state_file
 from engine.policy import check_policy
 from engine.render import RENDERERS
 from engine.render.text import action_line
-from engine.rollback import Undo, plan_rollback, run_rollback
+from engine.rollback import Undo, plan_rollback, run_rollback, started_only, wrote_unrecorded
 from engine.state import recorded_apply, recorded_rollback
 from engine.travel import history_in_progress
 from engine.workspace import Workspace
@@ -297,18 +297,32 @@ def _last_apply(ws: Workspace) -> JournalState:
     count; an unfinished one that changed nothing is closed on the way)."""
     for path in reversed(journals(ws.journal_dir)):
         state = read_journal(path)
-        if changed_anything(state):
+        if changed_anything(state) or _wrote_unrecorded(ws, state):
             if state.status == "rolled_back":
                 raise UsageError(f"the last apply ({state.apply_id}) was already rolled back")
-            _check_key(ws, state)
-            unknown = sorted({m for a in state.plan.changes for m in (a.source, a.target)} - set(ws.config.managers))
-            if unknown:
-                raise UsageError(f"the last apply ({state.apply_id}) wrote to manager {unknown[0]!r}, which "
-                                 f"{ws.config.path.name} no longer defines; restore it to roll back")
+            _check_usable(ws, state)
             return state
         if not state.finished:
             Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key)).end("rolled_back", undone=0)
     raise UsageError(f"nothing to roll back: no apply beside {ws.config.path.name} changed anything")
+
+
+def _wrote_unrecorded(ws: Workspace, state: JournalState) -> bool:
+    """An apply stopped between a write and its record changed something its journal
+    does not say: the targets tell (rollback.wrote_unrecorded)."""
+    if state.status == "rolled_back" or not any(map(started_only, state.actions.values())):
+        return False
+    _check_usable(ws, state)
+    return wrote_unrecorded(state, Managers(ws.backends()), ws.fingerprint)
+
+
+def _check_usable(ws: Workspace, state: JournalState) -> None:
+    """The journal can be read with this config: same fingerprint key, every manager."""
+    _check_key(ws, state)
+    unknown = sorted({m for a in state.plan.changes for m in (a.source, a.target)} - set(ws.config.managers))
+    if unknown:
+        raise UsageError(f"the last apply ({state.apply_id}) wrote to manager {unknown[0]!r}, which "
+                         f"{ws.config.path.name} no longer defines; restore it to roll back")
 
 
 def _check_key(ws: Workspace, state: JournalState) -> None:

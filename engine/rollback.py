@@ -46,8 +46,8 @@ def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
     for index in sorted(state.actions, reverse=True):
         record, action = state.actions[index], changes[index]
         steps = set(record.steps)
-        written = "written" in steps or ("started" in steps and _unrecorded_write(action, record, backends,
-                                                                                  fingerprint))
+        written = "written" in steps or (started_only(record) and _unrecorded_write(action, record, backends,
+                                                                                      fingerprint))
         if not (written or {"source_value", "history_started"} & steps):
             continue  # this action never changed anything
         undo = _undo(index, action, record, written, journal, backends, fingerprint, problems)
@@ -57,6 +57,18 @@ def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise RollbackRefused(f"rollback refused, nothing was changed: {shown}")
     return undos
+
+
+def wrote_unrecorded(state: JournalState, backends: Managers, fingerprint: Fingerprint) -> bool:
+    """Whether an action of this apply journaled as started, and no further, wrote its
+    target all the same (see _unrecorded_write): then the apply changed something."""
+    return any(_unrecorded_write(state.plan.changes[index], record, backends, fingerprint)
+               for index, record in state.actions.items() if started_only(record))
+
+
+def started_only(record) -> bool:
+    """The journal says the action started, and not that it wrote."""
+    return "started" in record.steps and "written" not in record.steps
 
 
 def _unrecorded_write(action: Action, record, backends: Managers, fingerprint: Fingerprint) -> bool:

@@ -516,3 +516,26 @@ def test_rollback_undoes_a_write_that_reached_the_target_but_not_the_journal(pro
     assert project.rollback() == 0
     assert project.holdings("corp_vault") == {}
     assert project.holdings("harness") == VALUES
+
+
+def test_rollback_undoes_the_last_apply_even_when_its_only_writes_never_reached_the_journal(project):
+    """The last apply lost the answer to its only write (Vault carried it out): its
+    journal says "started" and no more. Rollback must undo that apply, not take the
+    one before it for the last."""
+    first = SecretId(Kind.TEXT, "t00")
+    with Workspace(project.config) as ws:
+        for secret in VALUES:
+            if secret != first:
+                ws.backend("harness").delete(secret)
+    assert project.apply() == 0  # the first apply: t00 alone
+    late = SecretId(Kind.TEXT, "zz")
+    with Workspace(project.config) as ws:
+        ws.backend("harness").write(late, SecretValue(b"moved by the second apply"))
+    project.vault.add_fault(path_regex=r"SECRET_TEXT/zz$", method="POST", drop=True, handled=True, count=None)
+    with pytest.raises(SecretShiftError):
+        project.apply()
+    project.vault.clear_faults()
+    assert late in project.holdings("corp_vault")
+    assert project.rollback() == 0
+    assert project.holdings("corp_vault") == {first: VALUES[first]}  # the first apply stands
+    assert project.holdings("harness") == {late: b"moved by the second apply"}
