@@ -148,13 +148,18 @@ def _follow(workers: list[_Worker], report: InOrder, stop_requested: Callable[[]
                     failures.setdefault(sys.maxsize, worker.lost())  # after any action's own error
                     continue
                 if message[0] == "done":
-                    report.done(message[1], message[2])
+                    try:
+                        report.done(message[1], message[2])
+                    except KeyboardInterrupt as interrupt:  # Ctrl-C twice, while a line was printed
+                        if interrupted is not None:
+                            raise
+                        interrupted = interrupt
                 elif message[0] == "end":
                     del running[conn]
                     if message[1] is not None:
                         index, error = message[1]
                         failures[index] = _rebuilt(error)
-    except KeyboardInterrupt as interrupt:  # the last Ctrl-C (or one amid a message): stop at once
+    except KeyboardInterrupt as interrupt:  # the third Ctrl-C (or a second amid reading a message): stop at once
         for worker in running.values():
             worker.kill()
         return interrupt

@@ -318,3 +318,36 @@ def test_ctrl_c_three_times_stops_at_once_even_while_a_request_hangs_and_a_rerun
     rerun = secretshift(config, "apply", "--auto-approve")
     assert rerun.returncode == 0, rerun.stderr
     assert holdings(config, "corp_vault") == expected and holdings(config, "harness") == {}
+
+
+def test_a_second_ctrl_c_while_a_progress_line_prints_still_lets_the_running_steps_finish(tmp_path, server):
+    """The parent spends much of an apply printing progress: a second Ctrl-C landing
+    there must not kill the workers mid-step. Driven in this process (workers.apply_plan
+    itself), the Ctrl-Cs coming from the progress callback."""
+    from engine import execution
+    from engine.planning import compute_plan
+
+    config, expected = project(tmp_path, server, "second_in_print")
+    server.latency = 0.05
+    printed, stop = [], []
+
+    def progress(outcome) -> None:
+        printed.append(outcome)
+        if len(printed) == 2:
+            stop.append(True)  # Ctrl-C once
+        if len(printed) == 3:
+            raise KeyboardInterrupt  # and again, while this line prints
+
+    try:
+        with Workspace(config) as ws:
+            plan = compute_plan(ws)
+            with pytest.raises(KeyboardInterrupt):
+                workers.apply_plan(plan, ws.backends(), ws.fingerprint,
+                                   lambda: execution._new_journal(ws, plan, 2), processes=2,
+                                   progress=progress, stop_requested=lambda: bool(stop))
+    finally:
+        server.latency = 0.0
+    journal = latest(config.parent / ".secretshift" / "journal" / config.name)
+    assert journal.status == "interrupted"
+    assert [i for i, record in journal.actions.items() if record.steps[-1] != "done"] == [], "a step was cut off"
+    assert 0 < len(journal.actions) < COUNT
