@@ -220,18 +220,25 @@ def _about() -> dict:
 
 @contextmanager
 def _stop_on_interrupt(console) -> Iterator[Callable[[], bool]]:
-    """Ctrl-C once: finish the current step, then stop with a resumable journal.
-    Ctrl-C twice: stop at once (the journal still says how far it got)."""
+    """Ctrl-C once: start no other step, finish the running ones, stop with a resumable
+    journal. Twice: the same, ending in KeyboardInterrupt. A third press abandons the
+    steps running (the journal still says how far they got)."""
     requested = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield requested.is_set
         return
+    presses = 0
 
     def handler(signum, frame):
-        if requested.is_set():
-            raise KeyboardInterrupt
-        requested.set()
-        console.err("Stopping after the current step (press Ctrl-C again to stop at once)...")
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            requested.set()
+            console.err("Stopping after the current step (press Ctrl-C again to stop at once)...")
+            return
+        if presses == 2:
+            console.err("Waiting for the steps running to end (press Ctrl-C once more to abandon them)...")
+        raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
