@@ -234,10 +234,10 @@ def _stop_on_interrupt(console) -> Iterator[Callable[[], bool]]:
         presses += 1
         if presses == 1:
             requested.set()
-            console.err("Stopping after the current step (press Ctrl-C again to stop at once)...")
+            console.err("Stopping after the current step (press Ctrl-C twice more to abandon the steps running)...")
             return
         if presses == 2:
-            console.err("Waiting for the steps running to end (press Ctrl-C once more to abandon them)...")
+            console.err("Still waiting for the steps running to end (press Ctrl-C once more to abandon them)...")
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGINT, handler)
@@ -319,16 +319,16 @@ def _wrote_unrecorded(ws: Workspace, state: JournalState) -> bool:
     does not say: the targets tell (rollback.wrote_unrecorded)."""
     if state.status == "rolled_back" or not any(map(started_only, state.actions.values())):
         return False
-    _check_usable(ws, state)
+    _check_usable(ws, state, "may have written")
     return wrote_unrecorded(state, Managers(ws.backends()), ws.fingerprint)
 
 
-def _check_usable(ws: Workspace, state: JournalState) -> None:
+def _check_usable(ws: Workspace, state: JournalState, wrote: str = "wrote") -> None:
     """The journal can be read with this config: same fingerprint key, every manager."""
     _check_key(ws, state)
     unknown = sorted({m for a in state.plan.changes for m in (a.source, a.target)} - set(ws.config.managers))
     if unknown:
-        raise UsageError(f"the last apply ({state.apply_id}) wrote to manager {unknown[0]!r}, which "
+        raise UsageError(f"the last apply ({state.apply_id}) {wrote} to manager {unknown[0]!r}, which "
                          f"{ws.config.path.name} no longer defines; restore it to roll back")
 
 

@@ -40,14 +40,21 @@ class Undo:
 
 def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
                   fingerprint: Fingerprint) -> list[Undo]:
-    """The undo steps, last action first; raises RollbackRefused if anything changed since."""
+    """The undo steps, last action first; raises RollbackRefused if anything changed since.
+
+    A write found in a target but missing from the journal (see _unrecorded_write) is
+    journaled as "written" first, before anything changes: once rollback has removed it,
+    the targets no longer tell, and a second rollback, or the rerun of a failed one, must
+    still know this apply changed something."""
     changes = state.plan.changes
     undos, problems = [], []
     for index in sorted(state.actions, reverse=True):
         record, action = state.actions[index], changes[index]
         steps = set(record.steps)
-        written = "written" in steps or (started_only(record) and _unrecorded_write(action, record, backends,
-                                                                                      fingerprint))
+        written = "written" in steps
+        if not written and started_only(record) and _unrecorded_write(action, record, backends, fingerprint):
+            journal.step(index, "written")
+            written = True
         if not (written or {"source_value", "history_started"} & steps):
             continue  # this action never changed anything
         undo = _undo(index, action, record, written, journal, backends, fingerprint, problems)

@@ -539,3 +539,32 @@ def test_rollback_undoes_the_last_apply_even_when_its_only_writes_never_reached_
     assert project.rollback() == 0
     assert project.holdings("corp_vault") == {first: VALUES[first]}  # the first apply stands
     assert project.holdings("harness") == {late: b"moved by the second apply"}
+    with pytest.raises(SecretShiftError, match="already rolled back"):
+        project.rollback()  # the journal now says what rollback found: no reaching back to the first apply
+    assert project.holdings("corp_vault") == {first: VALUES[first]}
+
+
+def test_a_rollback_rerun_after_it_failed_does_not_reach_back_to_the_apply_before(project):
+    """Rollback removed an unjournaled copy, but lost Vault's answer: run again, it must
+    finish this apply's rollback, not take the apply before it for the last."""
+    first = SecretId(Kind.TEXT, "t00")
+    with Workspace(project.config) as ws:
+        for secret in VALUES:
+            if secret != first:
+                ws.backend("harness").delete(secret)
+    assert project.apply() == 0
+    late = SecretId(Kind.TEXT, "zz")
+    with Workspace(project.config) as ws:
+        ws.backend("harness").write(late, SecretValue(b"moved by the second apply"))
+    project.vault.add_fault(path_regex=r"SECRET_TEXT/zz$", method="POST", drop=True, handled=True, count=None)
+    with pytest.raises(SecretShiftError):
+        project.apply()
+    project.vault.clear_faults()
+    project.vault.add_fault(path_regex=r"SECRET_TEXT/zz$", method="DELETE", drop=True, handled=True, count=None)
+    with pytest.raises(SecretShiftError):
+        project.rollback()
+    project.vault.clear_faults()
+    assert late not in project.holdings("corp_vault")  # Vault did carry the delete out
+    assert project.rollback() == 0
+    assert project.holdings("corp_vault") == {first: VALUES[first]}
+    assert project.holdings("harness") == {late: b"moved by the second apply"}
