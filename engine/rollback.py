@@ -9,7 +9,7 @@ journaled and state-based, so an interrupted rollback can simply be run again.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.applier import Fingerprint
 from engine.errors import BackendError, SecretShiftError, VerificationFailed
@@ -32,6 +32,7 @@ class Undo:
     restore_source: SecretValue | None  # the value to write back to the source, if deleted
     restore_target: SecretValue | None  # the target's value before an overwrite
     remove_target: bool  # the apply created the target copy: delete it (recoverably)
+    unrecorded: bool = False  # its write reached the target but not the journal (see _unrecorded)
 
     @property
     def needed(self) -> bool:
@@ -41,25 +42,23 @@ class Undo:
 def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
                   fingerprint: Fingerprint) -> list[Undo]:
     """The undo steps, last action first; raises RollbackRefused if anything changed since.
-
-    A write found in a target but missing from the journal (see _unrecorded_write) is
-    journaled as "written" first, before anything changes: once rollback has removed it,
-    the targets no longer tell, and a second rollback, or the rerun of a failed one, must
-    still know this apply changed something."""
+    Reads only: run_rollback records what it found (see Undo.unrecorded)."""
     changes = state.plan.changes
     undos, problems = [], []
     for index in sorted(state.actions, reverse=True):
         record, action = state.actions[index], changes[index]
         steps = set(record.steps)
-        written = "written" in steps
-        if not written and started_only(record) and _unrecorded_write(action, record, backends, fingerprint):
-            journal.step(index, "written")
-            written = True
+        unrecorded = _unrecorded(action, record, backends, fingerprint) if started_only(record) else ""
+        if unrecorded == "changed":
+            problems.append(f"{action.id} changed in manager {action.target!r} since the apply (which may "
+                            f"have written it)")
+            continue
+        written = "written" in steps or unrecorded == "written"
         if not (written or {"source_value", "history_started"} & steps):
             continue  # this action never changed anything
         undo = _undo(index, action, record, written, journal, backends, fingerprint, problems)
         if undo is not None and undo.needed:
-            undos.append(undo)
+            undos.append(replace(undo, unrecorded=unrecorded == "written"))
     if problems:
         shown = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
         raise RollbackRefused(f"rollback refused, nothing was changed: {shown}")
@@ -67,28 +66,33 @@ def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
 
 
 def wrote_unrecorded(state: JournalState, backends: Managers, fingerprint: Fingerprint) -> bool:
-    """Whether an action of this apply journaled as started, and no further, wrote its
-    target all the same (see _unrecorded_write): then the apply changed something."""
-    return any(_unrecorded_write(state.plan.changes[index], record, backends, fingerprint)
+    """Whether an action of this apply journaled as started, and no further, may have
+    written its target all the same (see _unrecorded): then the apply changed something."""
+    return any(_unrecorded(state.plan.changes[index], record, backends, fingerprint)
                for index, record in state.actions.items() if started_only(record))
 
 
 def started_only(record) -> bool:
-    """The journal says the action started, and not that it wrote."""
-    return "started" in record.steps and "written" not in record.steps
+    """The journal says the action started, and not that it wrote (an unfinished
+    `history: all` has its own record, history_started)."""
+    return "started" in record.steps and not {"written", "history_started"} & set(record.steps)
 
 
-def _unrecorded_write(action: Action, record, backends: Managers, fingerprint: Fingerprint) -> bool:
-    """Whether an action journaled as started, and no further, wrote its target all the
-    same: the apply was killed (or lost the answer) between the write and its record.
-    The target then holds the source's value, which it did not when planned. An
-    overwrite seals the earlier value in the journal before it writes: without that
-    record, it did not write."""
+def _unrecorded(action: Action, record, backends: Managers, fingerprint: Fingerprint) -> str:
+    """For an action journaled as started and no further (the apply was killed, or lost
+    an answer, between a write and its record): "written" when the target holds the
+    source's value, which it did not when planned; "changed" when it holds neither that
+    nor what was planned (written, then changed by someone else, or changed alone: not
+    for rollback to guess); "" when the write did not happen. An overwrite seals the
+    earlier value in the journal before it writes: without that record, it did not."""
     if not action.writes_target or action.target_fingerprint == action.source_fingerprint:
-        return False
+        return ""
     if action.target_fingerprint is not None and "target_previous" not in record.sealed:
-        return False
-    return backends.fingerprint(action.target, action.id, fingerprint) == action.source_fingerprint
+        return ""
+    found = backends.fingerprint(action.target, action.id, fingerprint)
+    if found == action.source_fingerprint:
+        return "written"
+    return "changed" if found != action.target_fingerprint else ""
 
 
 def _undo(index, action, record, written, journal, backends, fingerprint, problems) -> Undo | None:
@@ -129,6 +133,9 @@ def _undo(index, action, record, written, journal, backends, fingerprint, proble
 def run_rollback(undos: list[Undo], backends: Managers, journal: Journal,
                  progress: Callable[[Undo], None] = lambda undo: None) -> None:
     """Carry out the undo steps, sources first, each verified and journaled."""
+    for undo in undos:  # before anything changes: once undone, the targets no longer tell
+        if undo.unrecorded:
+            journal.step(undo.index, "written")
     journal.write({"event": "rollback_begin", "actions": len(undos)})
     try:
         for undo in undos:

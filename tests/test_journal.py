@@ -568,3 +568,46 @@ def test_a_rollback_rerun_after_it_failed_does_not_reach_back_to_the_apply_befor
     assert project.rollback() == 0
     assert project.holdings("corp_vault") == {first: VALUES[first]}
     assert project.holdings("harness") == {late: b"moved by the second apply"}
+
+
+def _second_apply_loses_its_only_answer(project) -> tuple[SecretId, SecretId]:
+    """Apply 1 moves t00 alone and completes; apply 2 moves zz, whose write Vault carries
+    out but whose answer is lost: apply 2's journal says "started" and no more."""
+    first, late = SecretId(Kind.TEXT, "t00"), SecretId(Kind.TEXT, "zz")
+    with Workspace(project.config) as ws:
+        for secret in VALUES:
+            if secret != first:
+                ws.backend("harness").delete(secret)
+    assert project.apply() == 0
+    with Workspace(project.config) as ws:
+        ws.backend("harness").write(late, SecretValue(b"moved by the second apply"))
+    project.vault.add_fault(path_regex=r"SECRET_TEXT/zz$", method="POST", drop=True, handled=True, count=None)
+    with pytest.raises(SecretShiftError):
+        project.apply()
+    project.vault.clear_faults()
+    return first, late
+
+
+def test_an_unrecorded_write_changed_since_makes_rollback_refuse_rather_than_undo_the_apply_before(project):
+    first, late = _second_apply_loses_its_only_answer(project)
+    with Workspace(project.config) as ws:
+        ws.backend("corp_vault").write(late, SecretValue(b"rotated in vault"))
+    with pytest.raises(RollbackRefused, match="'zz' changed in manager 'corp_vault' since the apply"):
+        project.rollback()
+    assert project.holdings("corp_vault") == {first: VALUES[first], late: b"rotated in vault"}
+    assert project.holdings("harness") == {late: b"moved by the second apply"}
+
+
+def test_a_cancelled_rollback_of_an_unrecorded_write_leaves_no_trace_in_journal_or_history(project):
+    """A run that wrote nothing is not in the history (README); rollback only journals
+    the write it found once it goes ahead."""
+    first, late = _second_apply_loses_its_only_answer(project)
+    folder = project.root / ".secretshift" / "journal" / "secretshift.yaml"
+    before = latest(folder).path.read_bytes()
+    history = project.root / ".secretshift" / "history"
+    entries = sorted(p.read_bytes() for p in history.rglob("*") if p.is_file())
+    assert commands.rollback(project.config, False, Recorder(answers=["no"])) == 1
+    assert latest(folder).path.read_bytes() == before
+    assert sorted(p.read_bytes() for p in history.rglob("*") if p.is_file()) == entries
+    assert project.rollback() == 0  # and going ahead still undoes the second apply alone
+    assert project.holdings("corp_vault") == {first: VALUES[first]}
