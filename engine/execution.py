@@ -283,7 +283,7 @@ def _rollback(ws: Workspace, state: JournalState, auto_approve: bool, console) -
     """Check, show, ask, then undo the apply `state` records."""
     journal = Journal(state.path, state.apply_id, journal_key(ws.fingerprint_key))
     managers = Managers(ws.backends())
-    undos = plan_rollback(state, journal, managers, ws.fingerprint)
+    undos = plan_rollback(state, journal, managers, ws.fingerprint, console.err)
     if not undos:
         journal.end("rolled_back", undone=0)
         console.out(f"Apply {state.apply_id} changed nothing that is still in place; nothing to undo.")

@@ -39,10 +39,12 @@ class Undo:
         return self.restore_source is not None or self.restore_target is not None or self.remove_target
 
 
-def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
-                  fingerprint: Fingerprint) -> list[Undo]:
+def plan_rollback(state: JournalState, journal: Journal, backends: Managers, fingerprint: Fingerprint,
+                  notice: Callable[[str], None] = lambda message: None) -> list[Undo]:
     """The undo steps, last action first; raises RollbackRefused if anything changed since.
-    Reads only: run_rollback records what it found (see Undo.unrecorded)."""
+    Reads only: run_rollback records what it found (see Undo.unrecorded). An action that
+    may or may not have written, whose target has changed since, is left alone, with a
+    `notice`: the value there is someone else's either way."""
     changes = state.plan.changes
     undos, problems = [], []
     for index in sorted(state.actions, reverse=True):
@@ -50,8 +52,8 @@ def plan_rollback(state: JournalState, journal: Journal, backends: Managers,
         steps = set(record.steps)
         unrecorded = _unrecorded(action, record, backends, fingerprint) if started_only(record) else ""
         if unrecorded == "changed":
-            problems.append(f"{action.id} changed in manager {action.target!r} since the apply (which may "
-                            f"have written it)")
+            notice(f"Leaving {action.id} in manager {action.target!r} as it is: it changed there since the apply, "
+                   f"which stopped before it could record whether it had written it.")
             continue
         written = "written" in steps or unrecorded == "written"
         if not (written or {"source_value", "history_started"} & steps):
@@ -82,8 +84,8 @@ def _unrecorded(action: Action, record, backends: Managers, fingerprint: Fingerp
     """For an action journaled as started and no further (the apply was killed, or lost
     an answer, between a write and its record): "written" when the target holds the
     source's value, which it did not when planned; "changed" when it holds neither that
-    nor what was planned (written, then changed by someone else, or changed alone: not
-    for rollback to guess); "" when the write did not happen. An overwrite seals the
+    nor what was planned (written and changed since, or never written and changed by
+    someone else: the value is someone else's either way); "" when the write did not happen. An overwrite seals the
     earlier value in the journal before it writes: without that record, it did not."""
     if not action.writes_target or action.target_fingerprint == action.source_fingerprint:
         return ""

@@ -588,14 +588,42 @@ def _second_apply_loses_its_only_answer(project) -> tuple[SecretId, SecretId]:
     return first, late
 
 
-def test_an_unrecorded_write_changed_since_makes_rollback_refuse_rather_than_undo_the_apply_before(project):
-    first, late = _second_apply_loses_its_only_answer(project)
+@pytest.mark.parametrize("wrote", [True, False], ids=["write lost its answer", "write refused"])
+def test_a_started_only_target_changed_since_is_left_alone_and_the_apply_before_is_not_undone(project, wrote):
+    """Whether or not the last apply's write happened, a target changed since holds
+    someone else's value: rollback leaves it, says so, and closes that apply; it does not
+    reach back to the apply before, nor refuse forever (apply's resume would refuse too)."""
+    if wrote:
+        first, late = _second_apply_loses_its_only_answer(project)
+    else:
+        first, late = _second_apply_fails_before_writing(project)
     with Workspace(project.config) as ws:
         ws.backend("corp_vault").write(late, SecretValue(b"rotated in vault"))
-    with pytest.raises(RollbackRefused, match="'zz' changed in manager 'corp_vault' since the apply"):
-        project.rollback()
+    console = Recorder()
+    assert commands.rollback(project.config, True, console) == 0
+    assert any("Leaving text secret 'zz' in manager 'corp_vault' as it is" in line for line in console.errors)
     assert project.holdings("corp_vault") == {first: VALUES[first], late: b"rotated in vault"}
     assert project.holdings("harness") == {late: b"moved by the second apply"}
+    folder = project.root / ".secretshift" / "journal" / "secretshift.yaml"
+    assert latest(folder).status == "rolled_back"  # nothing unfinished blocks the next apply
+
+
+def _second_apply_fails_before_writing(project) -> tuple[SecretId, SecretId]:
+    """As _second_apply_loses_its_only_answer, but Vault refuses the write (nothing written)."""
+    first, late = SecretId(Kind.TEXT, "t00"), SecretId(Kind.TEXT, "zz")
+    with Workspace(project.config) as ws:
+        for secret in VALUES:
+            if secret != first:
+                ws.backend("harness").delete(secret)
+    assert project.apply() == 0
+    with Workspace(project.config) as ws:
+        ws.backend("harness").write(late, SecretValue(b"moved by the second apply"))
+    project.vault.add_fault(status=500, path_regex=r"SECRET_TEXT/zz$", method="POST", count=None)
+    with pytest.raises(SecretShiftError):
+        project.apply()
+    project.vault.clear_faults()
+    assert late not in project.holdings("corp_vault")
+    return first, late
 
 
 def test_a_cancelled_rollback_of_an_unrecorded_write_leaves_no_trace_in_journal_or_history(project):
