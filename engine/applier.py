@@ -65,8 +65,7 @@ def apply_plan(
 
     Values the staleness check reads are kept for the actions (up to `hold_bytes`), so
     that an action need not read them again (see held.py and `execute`)."""
-    if plan.errors:
-        raise PlanError(f"the plan has {len(plan.errors)} error(s) and cannot be applied")
+    refuse_errors(plan)
     changes = plan.changes
     managers = Managers(backends)
     held = HeldValues(hold_bytes)
@@ -76,6 +75,12 @@ def apply_plan(
     preflight(changes, backends)
     journal = start_journal()
     return run_actions(changes, already, managers, fingerprint, journal, progress, stop_requested, held=held)
+
+
+def refuse_errors(plan: Plan) -> None:
+    """A plan with errors is never applied, not even in part."""
+    if plan.errors:
+        raise PlanError(f"the plan has {len(plan.errors)} error(s) and cannot be applied")
 
 
 def all_already(changes, progress: Callable[[Outcome], None]) -> list[Outcome]:

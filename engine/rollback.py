@@ -85,8 +85,9 @@ def _unrecorded(action: Action, record, backends: Managers, fingerprint: Fingerp
     an answer, between a write and its record): "written" when the target holds the
     source's value, which it did not when planned; "changed" when it holds neither that
     nor what was planned (written and changed since, or never written and changed by
-    someone else: the value is someone else's either way); "" when the write did not happen. An overwrite seals the
-    earlier value in the journal before it writes: without that record, it did not."""
+    someone else: the value is someone else's either way); "" when the write did not
+    happen. An overwrite seals the earlier value in the journal before it writes:
+    without that record, it did not."""
     if not action.writes_target or action.target_fingerprint == action.source_fingerprint:
         return ""
     if action.target_fingerprint is not None and "target_previous" not in record.sealed:

@@ -45,9 +45,10 @@ from engine.applier import (
     finish_run,
     gather,
     preflight,
+    refuse_errors,
 )
 from engine.backends.base import Backend
-from engine.errors import PlanError, SecretShiftError
+from engine.errors import SecretShiftError
 from engine.held import DEFAULT_BUDGET, HeldValues
 from engine.journal import Journal
 from engine.managers import Managers
@@ -83,8 +84,7 @@ def apply_plan(plan: Plan, backends: Mapping[str, Backend], fingerprint, start_j
                stop_requested: Callable[[], bool] = lambda: False,
                hold_bytes: int = DEFAULT_BUDGET) -> list[Outcome]:
     """applier.apply_plan, the actions carried out by `processes` forked workers."""
-    if plan.errors:
-        raise PlanError(f"the plan has {len(plan.errors)} error(s) and cannot be applied")
+    refuse_errors(plan)
     changes = plan.changes
     groups = by_secret(changes)
     shards = [groups[k::processes] for k in range(processes)]
